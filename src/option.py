@@ -1,0 +1,215 @@
+"""Command-line options, with EDSR-PyTorch's flag names and meanings.
+
+Nothing is parsed at import: call ``parse_args(argv)``.  Templates (``--template``)
+are applied as parser defaults before the real parse, so the command line always
+wins.  Derived values (scale list, dataset lists, loss terms) are computed once
+here; the returned namespace is read-only afterwards.
+"""
+import argparse
+import math
+import sys
+
+import template
+import utility
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
+
+
+def _positive_int(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}')
+    return value
+
+
+def _non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text!r}')
+    return value
+
+
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f'expected a finite number, got {text!r}')
+    return value
+
+
+def build_parser():
+    p = _Parser(prog='main.py', description='Super-resolution training and evaluation '
+                '(EDSR-PyTorch conventions).')
+    add = p.add_argument
+
+    # hardware and run
+    add('--template', type=str, default='.',
+        help='named preset(s) joined by "+" (see src/template.py); flags given on the '
+             'command line override them')
+    add('--n_threads', type=_non_negative_int, default=4,
+        help='data-loading worker processes (0 = load in the main process)')
+    add('--cpu', action='store_true', help='use the CPU even when CUDA is available')
+    add('--seed', type=int, default=1, help='random seed')
+    add('--precision', type=str, default='single', choices=('single', 'amp'),
+        help='single: float32; amp: autocast (bfloat16 on CPU, float16 on GPU)')
+
+    # data
+    add('--dir_data', type=str, default=str(utility.DEFAULT_DATA_DIR),
+        help='dataset root (holds DIV2K/ and benchmark/<Name>/HR); default: the bundled '
+             'dataset/ folder with Set5')
+    add('--dir_demo', type=str, default=str(utility.REPO_ROOT / 'test'),
+        help='folder of images for --data_test Demo')
+    add('--data_train', type=str, default='DIV2K', help='training set(s), joined by "+"')
+    add('--data_test', type=str, default='Set5',
+        help='test set(s) joined by "+": any folder <dir_data>/benchmark/<Name>/HR, '
+             'DIV2K, or Demo')
+    add('--data_range', type=str, default='1-800/801-810',
+        help='DIV2K image ranges train/test, e.g. 1-800/801-900')
+    add('--ext', type=str, default='sep', choices=('img', 'sep', 'sep+reset'),
+        help='img: decode images each time; sep: cache decoded images as .npy; '
+             'sep+reset: rebuild that cache')
+    add('--scale', type=str, default='4', help='super-resolution scale(s), e.g. 2+3+4')
+    add('--patch_size', type=_positive_int, default=192, help='HR training patch size')
+    add('--rgb_range', type=_positive_int, default=255, help='maximum pixel value')
+    add('--n_colors', type=int, default=3, choices=(1, 3), help='number of colour channels')
+    add('--no_augment', action='store_true', help='no random flips and rotations')
+    add('--chop', action='store_true', help='tiled forward pass to save memory')
+    add('--chop_size', type=_positive_int, default=160000,
+        help='with --chop: largest LR tile area in pixels before splitting again')
+
+    # model
+    add('--model', type=str, default='EDSR', help='model file name in src/model/')
+    add('--act', type=str, default='relu', choices=('relu',), help='activation')
+    add('--pre_train', type=str, default='',
+        help='weights to load: a path, or "download" for the published EDSR weights')
+    add('--n_resblocks', type=_positive_int, default=16, help='number of residual blocks')
+    add('--n_feats', type=_positive_int, default=64, help='number of feature maps')
+    add('--res_scale', type=_finite_float, default=1.0, help='residual scaling')
+    add('--n_resgroups', type=_positive_int, default=10, help='RCAN: residual groups')
+    add('--reduction', type=_positive_int, default=16, help='RCAN: channel-attention reduction')
+    add('--G0', type=_positive_int, default=64, help='RDN: default number of filters')
+    add('--RDNkSize', type=_positive_int, default=3, help='RDN: kernel size')
+    add('--RDNconfig', type=str, default='B', choices=('A', 'B'), help='RDN: configuration')
+    add('--n_rrdb', type=_positive_int, default=23, help='RRDBNet: number of RRDB blocks')
+    add('--rrdb_growth', type=_positive_int, default=32, help='RRDBNet: dense growth channels')
+
+    # training
+    add('--reset', action='store_true',
+        help='archive the previous run of the same --save name and start afresh')
+    add('--test_every', type=_positive_int, default=1000, help='batches per epoch')
+    add('--epochs', type=_positive_int, default=300, help='number of epochs')
+    add('--batch_size', type=_positive_int, default=16,
+        help='global batch size (split across ranks under torchrun)')
+    add('--self_ensemble', action='store_true', help='x8 self-ensemble at test time')
+    add('--test_only', action='store_true', help='evaluate only')
+    add('--best_on', type=str, default='',
+        help='test set and scale that choose the best model, e.g. Set5:2 '
+             '(default: the first of --data_test and --scale)')
+
+    # optimisation
+    add('--lr', type=_finite_float, default=1e-4, help='learning rate')
+    add('--decay', type=str, default='200', help='epochs at which the lr decays, e.g. 200-400')
+    add('--gamma', type=_finite_float, default=0.5, help='lr decay factor')
+    add('--optimizer', type=str, default='ADAM', choices=('ADAM', 'SGD', 'RMSprop'))
+    add('--momentum', type=_finite_float, default=0.9, help='SGD momentum')
+    add('--betas', type=_finite_float, nargs=2, default=(0.9, 0.999), metavar=('B1', 'B2'),
+        help='Adam betas')
+    add('--epsilon', type=_finite_float, default=1e-8, help='Adam/RMSprop epsilon')
+    add('--weight_decay', type=_finite_float, default=0.0, help='weight decay')
+    add('--gclip', type=_finite_float, default=0.0,
+        help='gradient clipping by norm (0 = off)')
+    add('--ema_decay', type=_finite_float, default=0.0,
+        help='exponential moving average of the weights, used for evaluation (0 = off)')
+
+    # loss
+    add('--loss', type=str, default='1*L1', help='loss terms weight*TYPE joined by "+"')
+    add('--skip_threshold', type=_finite_float, default=1e8,
+        help='skip a batch whose loss exceeds this many times the last epoch mean')
+    add('--ssl_search', type=_positive_int, default=25, help='SSL search window (odd)')
+    add('--ssl_window', type=_positive_int, default=9, help='SSL patch window (odd)')
+    add('--ssl_sigma', type=_finite_float, default=0.004, help='SSL similarity bandwidth')
+    add('--ssl_threshold', type=_finite_float, default=20.0,
+        help='SSL edge-mask Laplacian threshold (0..255 scale)')
+    add('--ssl_stride', type=_positive_int, default=1,
+        help='SSL keeps masked pixels with (row - col) mod stride == 0')
+    add('--ssl_kl', type=_finite_float, default=1.0, help='SSL weight of the KL part')
+    add('--ssl_no_norm', action='store_true', help='SSL: do not row-normalise the graphs')
+    add('--spl_alpha', '--splalpha', dest='spl_alpha', type=_finite_float, default=1.0,
+        help='SPL: sigma = alpha * age + beta')
+    add('--spl_beta', '--splbeta', dest='spl_beta', type=_finite_float, default=0.0,
+        help='SPL: sigma = alpha * age + beta')
+    add('--spl_max', '--splval', dest='spl_max', type=_finite_float, default=2.0,
+        help='SPL: largest pixel weight')
+    add('--gan_k', type=_positive_int, default=1,
+        help='GAN: discriminator updates per generator step')
+    add('--vgg_weights', type=str, default='',
+        help='VGG19 weights (torchvision vgg19 state_dict layout) for VGG22/VGG54')
+
+    # log
+    add('--save', type=str, default='test', help='run name: outputs go to experiment/<save>')
+    add('--load', type=str, default='', help='resume experiment/<load> from its checkpoint')
+    add('--print_every', type=_positive_int, default=100, help='batches between log lines')
+    add('--save_models', action='store_true', help='also keep model_<epoch>.pt every epoch')
+    add('--save_results', action='store_true', help='write the SR images as PNG')
+    add('--save_gt', action='store_true', help='with --save_results: also write LR and HR')
+    return p
+
+
+def _split(text, what, parser):
+    items = [t.strip() for t in text.split('+')]
+    if not all(items):
+        parser.error(f'{what} {text!r} has an empty entry; join names with "+"')
+    return items
+
+
+def _derive(args, parser):
+    try:
+        args.scale = [int(s) for s in _split(args.scale, '--scale', parser)]
+    except ValueError:
+        parser.error(f'--scale {args.scale!r} must be integers joined by "+", e.g. 2+3+4')
+    if any(s < 1 for s in args.scale):
+        parser.error('--scale values must be >= 1')
+    args.data_train = _split(args.data_train, '--data_train', parser)
+    args.data_test = _split(args.data_test, '--data_test', parser)
+    try:
+        args.decay = [int(d) for d in args.decay.split('-')]
+    except ValueError:
+        parser.error(f'--decay {args.decay!r} must be epochs joined by "-", e.g. 200-400')
+    if args.ssl_search % 2 == 0 or args.ssl_window % 2 == 0:
+        parser.error('--ssl_search and --ssl_window must be odd')
+    if not args.save.strip():
+        parser.error('--save must not be empty')
+    for name in ('save', 'load'):
+        value = getattr(args, name)
+        if value and (value in ('.', '..') or '/' in value or '\\' in value):
+            parser.error(f'--{name} {value!r} must be a plain run name (no path), e.g. edsr_x2')
+    if args.best_on:
+        name, _, s = args.best_on.partition(':')
+        if not s.isdigit() or name not in args.data_test or int(s) not in args.scale:
+            parser.error(f'--best_on {args.best_on!r} must be NAME:SCALE with NAME in '
+                         f'--data_test and SCALE in --scale, e.g. {args.data_test[0]}:'
+                         f'{args.scale[0]}')
+    # Parse the loss string here so that a bad one is refused before anything is built.
+    import loss as loss_pkg
+    try:
+        args.loss_terms = loss_pkg.parse_loss_string(args.loss)
+    except utility.UserError as e:
+        parser.error(str(e))
+    return args
+
+
+def parse_args(argv=None):
+    """Parse ``argv`` (default ``sys.argv[1:]``) into a read-only namespace."""
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    pre, _ = parser.parse_known_args(argv)
+    defaults = template.defaults(pre.template, parser)
+    parser.set_defaults(**defaults)
+    args = parser.parse_args(argv)
+    args = _derive(args, parser)
+    args.argv = list(argv)
+    return utility.FrozenNamespace(**vars(args))

@@ -1,0 +1,40 @@
+"""Named presets for ``--template``.
+
+A template only changes defaults (``parser.set_defaults`` before parsing), so any
+flag given on the command line still wins.  Several may be joined with "+"; later
+ones override earlier ones.
+"""
+
+TEMPLATES = {
+    # EDSR paper model: 32 blocks, 256 features, residual scaling 0.1.
+    'EDSR_paper': dict(model='EDSR', n_resblocks=32, n_feats=256, res_scale=0.1),
+    'MDSR': dict(model='MDSR', patch_size=48, epochs=650, scale='2+3+4'),
+    'RCAN': dict(model='RCAN', n_resgroups=10, n_resblocks=20, n_feats=64, reduction=16,
+                 chop=True),
+    'RDN': dict(model='RDN', G0=64, RDNconfig='B', RDNkSize=3, batch_size=16, epochs=200,
+                decay='200', patch_size=64),
+    'VDSR': dict(model='VDSR', n_resblocks=20, n_feats=64, patch_size=41, lr=1e-1),
+    'SRResNet': dict(model='SRResNet', n_resblocks=16, n_feats=64, patch_size=96),
+    # EDSR-PyTorch's GAN fine-tuning preset.
+    'GAN': dict(epochs=200, lr=5e-5, decay='150', loss='5*VGG54+0.15*GAN'),
+    # The SSL paper's generative recipe: ESRGAN generator fine-tuned from a PSNR model
+    # with L1, VGG54, relativistic GAN and SSL (its L1 and KL parts each weighted 1e3).
+    'ESRGAN_SSL': dict(model='RRDBNet', scale='4', patch_size=128, batch_size=16, lr=1e-4,
+                       betas=(0.9, 0.99), n_feats=64, n_rrdb=23, rrdb_growth=32,
+                       ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=3,
+                       ssl_kl=1.0, loss='0.01*L1+1*VGG54+0.005*RGAN+1000*SSL',
+                       ema_decay=0.999),
+}
+
+
+def defaults(names, parser):
+    """Merged defaults of the templates named in ``names`` ('.' = none)."""
+    merged = {}
+    if names in ('', '.'):
+        return merged
+    for name in names.split('+'):
+        name = name.strip()
+        if name not in TEMPLATES:
+            parser.error(f'unknown --template {name!r}; available: {", ".join(sorted(TEMPLATES))}')
+        merged.update(TEMPLATES[name])
+    return merged

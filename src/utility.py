@@ -1,0 +1,113 @@
+"""Paths, user errors, atomic file writes, timers and the read-only argument namespace."""
+import io
+import os
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENT_ROOT = REPO_ROOT / 'experiment'
+DEFAULT_DATA_DIR = REPO_ROOT / 'dataset'
+
+
+class UserError(Exception):
+    """A mistake the user can fix (bad flag, missing folder, unreadable image, ...).
+
+    ``main`` prints the message as one line and exits with status 2; the message says
+    what is wrong and what to do.
+    """
+
+
+class FrozenNamespace:
+    """The parsed arguments: attribute access like argparse.Namespace, but read-only."""
+
+    def __init__(self, **kwargs):
+        object.__setattr__(self, '_values', dict(kwargs))
+
+    def __getattr__(self, name):
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f'args are read-only after parsing (tried to set {name!r})')
+
+    def __contains__(self, name):
+        return name in self._values
+
+    def __repr__(self):
+        return 'FrozenNamespace(' + ', '.join(f'{k}={v!r}' for k, v in self._values.items()) + ')'
+
+    def __getstate__(self):
+        return self._values
+
+    def __setstate__(self, state):
+        object.__setattr__(self, '_values', state)
+
+    def as_dict(self):
+        return dict(self._values)
+
+    def replace(self, **changes):
+        """A copy with some values changed (for tests and benchmarks)."""
+        values = dict(self._values)
+        values.update(changes)
+        return FrozenNamespace(**values)
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``.
+
+    A crash leaves either the old file or the new one, never a half-written file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name + '.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_torch_save(obj, path):
+    """``torch.save`` through a temporary file and ``os.replace``."""
+    import torch
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def atomic_write_text(path, text):
+    atomic_write_bytes(path, text.encode('utf-8'))
+
+
+class Timer:
+    """Wall-clock stopwatch: ``toc()`` is seconds since the last ``tic()``."""
+
+    def __init__(self):
+        self.acc = 0.0
+        self.tic()
+
+    def tic(self):
+        self.t0 = time.time()
+
+    def toc(self, restart=False):
+        diff = time.time() - self.t0
+        if restart:
+            self.t0 = time.time()
+        return diff
+
+    def hold(self):
+        self.acc += self.toc()
+
+    def release(self):
+        ret, self.acc = self.acc, 0.0
+        return ret
