@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EXPERIMENT_ROOT = REPO_ROOT / 'experiment'
+# SR_EXPERIMENT_ROOT moves run folders elsewhere (the test suite uses it to write into tmp).
+EXPERIMENT_ROOT = Path(os.environ.get('SR_EXPERIMENT_ROOT') or REPO_ROOT / 'experiment')
 DEFAULT_DATA_DIR = REPO_ROOT / 'dataset'
 
 

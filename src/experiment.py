@@ -1,0 +1,183 @@
+"""The run folder ``experiment/<name>``: logs, config, metrics files, plots and checkpoints.
+
+Only rank 0 writes (``Experiment(..., writer=False)`` on the other ranks turns every
+write into a no-op).  Checkpoints go through a temporary file and ``os.replace``, so a
+crash leaves the previous checkpoint intact.
+"""
+import csv
+import datetime
+import io
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+import utility
+
+CHECKPOINT = 'checkpoint.pt'
+
+
+def load_checkpoint(path, map_location='cpu'):
+    """``torch.load(weights_only=True)`` with user-facing errors.
+
+    A missing file, a truncated one, or one that holds arbitrary pickled objects is a
+    UserError that says what is wrong; nothing is ever unpickled beyond tensors and
+    plain Python containers.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise utility.UserError(f'no checkpoint at {path}; check the run name, or start a new '
+                                f'run with --save instead of --load')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt or unsafe files
+        text = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if 'weights_only' in str(e) or 'Unsupported global' in str(e):
+            raise utility.UserError(f'{path} holds pickled Python objects, which are not loaded '
+                                    f'for safety; save a plain state_dict instead') from None
+        raise utility.UserError(f'cannot read {path} ({text}); the file is truncated or not a '
+                                f'torch checkpoint') from None
+
+
+def _unique_archive_name(path):
+    stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+    candidate = path.with_name(f'{path.name}_archived_{stamp}')
+    n = 1
+    while candidate.exists():
+        candidate = path.with_name(f'{path.name}_archived_{stamp}_{n}')
+        n += 1
+    return candidate
+
+
+class Experiment:
+    """Owns ``experiment/<name>`` for one run.
+
+    ``resume`` is True when the run continues from ``checkpoint.pt`` (``--load``).
+    """
+
+    def __init__(self, args, writer=True, root=None):
+        self.args = args
+        self.writer = writer
+        self.root = Path(root) if root is not None else utility.EXPERIMENT_ROOT
+        self.resume = bool(args.load)
+        name = args.load if self.resume else args.save
+        self.dir = (self.root / name).resolve()
+        if self.root.resolve() not in self.dir.parents:
+            raise utility.UserError(f'run folder {self.dir} is outside {self.root}; use a plain '
+                                    f'run name with --save/--load')
+        self._log_file = None
+        if self.resume:
+            if not (self.dir / CHECKPOINT).is_file():
+                raise utility.UserError(
+                    f'cannot resume: {self.dir / CHECKPOINT} does not exist; start the run with '
+                    f'--save {args.load} first, or check the name given to --load')
+        elif args.reset and self.dir.exists() and writer:
+            archive = _unique_archive_name(self.dir)
+            shutil.move(str(self.dir), str(archive))
+            print(f'--reset: moved the previous run to {archive}')
+        elif (not args.test_only and (self.dir / CHECKPOINT).exists()):
+            raise utility.UserError(
+                f'{self.dir} already holds a training run; resume it with --load {name}, '
+                f'archive it with --reset, or choose another --save name')
+        if writer:
+            (self.dir / 'model').mkdir(parents=True, exist_ok=True)
+            self._log_file = open(self.dir / 'log.txt', 'a', encoding='utf-8')
+            self._write_config()
+
+    def path(self, *parts):
+        return self.dir.joinpath(*parts)
+
+    # ------------------------------------------------------------------ text logs
+    def _write_config(self):
+        now = datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S')
+        lines = [now, 'command: ' + ' '.join([sys.executable, sys.argv[0]] + list(self.args.argv)), '']
+        lines += [f'{k}: {v}' for k, v in sorted(self.args.as_dict().items())]
+        with open(self.dir / 'config.txt', 'a', encoding='utf-8') as f:
+            f.write('\n'.join(lines) + '\n\n')
+
+    def log(self, text, echo=True):
+        """Print ``text`` (rank 0) and append it to log.txt."""
+        if not self.writer:
+            return
+        if echo:
+            print(text, flush=True)
+        self._log_file.write(text + '\n')
+        self._log_file.flush()
+
+    def close(self):
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    # ------------------------------------------------------------------ metrics
+    def write_metrics(self, summary, rows):
+        """metrics.json ({dataset: {"x2": {"psnr", "ssim"}}}) and metrics.csv (one row per image)."""
+        if not self.writer:
+            return
+        utility.atomic_write_text(self.dir / 'metrics.json', json.dumps(summary, indent=2) + '\n')
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator='\n')
+        w.writerow(['dataset', 'scale', 'image', 'psnr', 'ssim'])
+        for r in rows:
+            w.writerow([r['dataset'], r['scale'], r['image'], f"{r['psnr']:.4f}", f"{r['ssim']:.6f}"])
+        utility.atomic_write_text(self.dir / 'metrics.csv', buf.getvalue())
+
+    def plot_psnr(self, epochs, history):
+        """history: {dataset: {"x2": {"psnr": [...]}}} aligned with ``epochs``; one PNG+PDF per set."""
+        if not self.writer or not epochs:
+            return
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+        for dataset, per_scale in history.items():
+            fig = plt.figure()
+            for scale, values in per_scale.items():
+                plt.plot(epochs, values['psnr'], marker='.' if len(epochs) < 30 else None,
+                         label=f'{dataset} {scale}')
+            plt.title(f'PSNR on {dataset}')
+            plt.xlabel('Epoch')
+            plt.ylabel('PSNR (dB)')
+            plt.legend()
+            plt.grid(True)
+            for ext in ('png', 'pdf'):
+                fig.savefig(self.dir / f'test_{dataset}.{ext}')
+            plt.close(fig)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, state):
+        if self.writer:
+            utility.atomic_torch_save(state, self.dir / CHECKPOINT)
+
+    def load_checkpoint(self, map_location='cpu'):
+        return load_checkpoint(self.dir / CHECKPOINT, map_location=map_location)
+
+    def save_weights(self, state_dict, name):
+        """A plain state_dict (EDSR-PyTorch's format) as model/<name>.pt."""
+        if self.writer:
+            utility.atomic_torch_save(state_dict, self.dir / 'model' / f'{name}.pt')
+
+    def save_image(self, dataset, filename, tensor, rgb_range):
+        """tensor [C, H, W] in [0, rgb_range] -> results-<dataset>/<filename>.png (8 bit)."""
+        if not self.writer:
+            return
+        import imageio.v3 as iio
+        folder = self.dir / f'results-{dataset}'
+        folder.mkdir(parents=True, exist_ok=True)
+        img = tensor.detach().float().mul(255 / rgb_range).round().clamp(0, 255).byte()
+        img = img.permute(1, 2, 0).cpu().numpy()
+        if img.shape[2] == 1:
+            img = img[:, :, 0]
+        iio.imwrite(folder / f'{filename}.png', img)
+
+
+def distributed_barrier():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def env_rank():
+    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), \
+        int(os.environ.get('LOCAL_RANK', 0))

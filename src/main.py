@@ -1,0 +1,89 @@
+"""Entry point: ``python src/main.py [flags]`` or ``torchrun --nproc_per_node N src/main.py ...``.
+
+A mistake the user can fix ends with one line on stderr and exit status 2.
+"""
+import os
+import sys
+
+if __package__ in (None, ''):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import utility  # noqa: E402
+
+
+def _setup_distributed(args):
+    """Join the torchrun process group, if any. Returns (rank, world_size, device)."""
+    import torch
+    import torch.distributed as dist
+    from experiment import env_rank
+    rank, world_size, local_rank = env_rank()
+    use_cuda = torch.cuda.is_available() and not args.cpu
+    if world_size > 1:
+        if args.test_only:
+            raise utility.UserError('--test_only runs on one process; launch it with python, '
+                                    'not torchrun')
+        if args.batch_size % world_size:
+            raise utility.UserError(f'--batch_size {args.batch_size} is the global batch and must '
+                                    f'be divisible by the {world_size} processes')
+        dist.init_process_group(backend='nccl' if use_cuda else 'gloo')
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        device = torch.device('cuda', local_rank)
+    else:
+        device = torch.device('cpu')
+    return rank, world_size, device
+
+
+def run(argv=None):
+    import option
+    args = option.parse_args(argv)
+
+    import random
+
+    import numpy as np
+    import torch
+
+    import data
+    import loss as loss_pkg
+    import model as model_pkg
+    from experiment import Experiment
+    from trainer import Trainer
+
+    rank, world_size, device = _setup_distributed(args)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    exp = Experiment(args, writer=(rank == 0))
+    try:
+        loader = data.Data(args, rank=rank, world_size=world_size)
+        net = model_pkg.Model(args, device)
+        criterion = None if args.test_only else loss_pkg.Loss(args).to(device)
+        trainer = Trainer(args, loader, net, criterion, exp, device,
+                          rank=rank, world_size=world_size)
+        if args.test_only:
+            trainer.test()
+        else:
+            while not trainer.terminate():
+                trainer.train()
+                trainer.test()
+    finally:
+        exp.close()
+        if world_size > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    return 0
+
+
+def main(argv=None):
+    try:
+        return run(argv)
+    except utility.UserError as e:
+        print(f'main.py: error: {e}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print('main.py: interrupted; the last completed epoch is in checkpoint.pt '
+              '(resume with --load NAME)', file=sys.stderr)
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

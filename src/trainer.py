@@ -1,0 +1,378 @@
+"""Training and evaluation loop with EDSR-PyTorch semantics.
+
+One epoch is ``--test_every`` batches; after each epoch the model is evaluated on
+``--data_test`` and ``experiment/<name>/checkpoint.pt`` is rewritten atomically with
+everything needed to continue the run exactly (``--load <name>``).
+"""
+import contextlib
+import random
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+import metrics
+import utility
+from ema import EMA
+
+
+def _rng_state():
+    state = {'torch': torch.get_rng_state(), 'random': random.getstate()}
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state['numpy'] = {'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(pos),
+                      'has_gauss': int(has_gauss), 'cached': float(cached)}
+    if torch.cuda.is_available():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state):
+    torch.set_rng_state(state['torch'])
+    version, internal, gauss = state['random']
+    random.setstate((version, tuple(internal), gauss))
+    n = state['numpy']
+    np.random.set_state(('MT19937', n['keys'].numpy().astype(np.uint32), n['pos'],
+                         n['has_gauss'], n['cached']))
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def make_optimizer(args, params):
+    if args.optimizer == 'SGD':
+        return torch.optim.SGD(params, lr=args.lr, momentum=args.momentum,
+                               weight_decay=args.weight_decay)
+    if args.optimizer == 'RMSprop':
+        return torch.optim.RMSprop(params, lr=args.lr, eps=args.epsilon,
+                                   weight_decay=args.weight_decay)
+    return torch.optim.Adam(params, lr=args.lr, betas=tuple(args.betas), eps=args.epsilon,
+                            weight_decay=args.weight_decay)
+
+
+class Trainer:
+    """Runs epochs (``train``) and evaluations (``test``) for one run.
+
+    ``model`` is the ``model.Model`` wrapper, ``loss`` the composite ``loss.Loss`` (None with
+    --test_only), ``exp`` the ``experiment.Experiment`` of the run.
+    """
+
+    def __init__(self, args, loader, model, loss, exp, device, rank=0, world_size=1):
+        self.args = args
+        self.loader_train = loader.loader_train
+        self.loader_test = loader.loader_test
+        self.data = loader
+        self.model = model
+        self.loss = loss
+        self.exp = exp
+        self.device = device
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self.iteration = 0
+        self.error_last = None
+        self.best = None            # {'psnr', 'epoch'} on the best_on set and scale
+        self.metric_epochs = []     # epochs at which the test history was recorded
+        self.metric_history = {}    # {dataset: {"x2": {"psnr": [...], "ssim": [...]}}}
+        self.skipped = 0
+        self.amp_dtype = None
+        if args.precision == 'amp':
+            self.amp_dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
+        self.best_key = self._best_key()
+
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = self.scheduler = self.ema = self.ddp = None
+        self.scaler = None
+        if not args.test_only:
+            if not self.trainable:
+                raise utility.UserError(f'--model {args.model} has no trainable parameters; '
+                                        f'use it with --test_only')
+            self.optimizer = make_optimizer(args, self.trainable)
+            self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+                self.optimizer, milestones=list(args.decay), gamma=args.gamma)
+            if self.amp_dtype == torch.float16:
+                self.scaler = torch.amp.GradScaler('cuda')
+            if args.ema_decay > 0:
+                self.ema = EMA(model.get_model(), args.ema_decay)
+            if world_size > 1:
+                from torch.nn.parallel import DistributedDataParallel as DDP
+                self.ddp = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None)
+            if exp.resume:
+                self._resume()
+        self.exp.log(f'Best model is chosen on {self.best_key[0]} x{self.best_key[1]} '
+                     f'(PSNR, set with --best_on)', echo=False)
+
+    # ------------------------------------------------------------------ helpers
+    def _best_key(self):
+        if self.args.best_on:
+            name, _, s = self.args.best_on.partition(':')
+            return name, int(s)
+        return self.args.data_test[0], self.args.scale[0]
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _prepare(self, *tensors):
+        return [t.to(self.device, non_blocking=True) for t in tensors]
+
+    def age(self):
+        """SPL age: iterations done (counting the current one) / iterations per epoch."""
+        return self.iteration / self.args.test_every
+
+    def terminate(self):
+        return self.epoch >= self.args.epochs
+
+    # ------------------------------------------------------------------ checkpoint
+    def state(self):
+        state = {
+            'model': self.model.get_model().state_dict(),
+            'optimizer': self.optimizer.state_dict(),
+            'scheduler': self.scheduler.state_dict(),
+            'epoch': self.epoch,
+            'iteration': self.iteration,
+            'age': self.age(),
+            'error_last': self.error_last,
+            'skipped': self.skipped,
+            'loss': self.loss.state_dict(),
+            'loss_log': self.loss.log_state(),
+            'best': self.best,
+            'metric_epochs': list(self.metric_epochs),
+            'metric_history': self.metric_history,
+            'rng': _rng_state(),
+            'args': {k: v for k, v in self.args.as_dict().items()},
+        }
+        if self.scaler is not None:
+            state['scaler'] = self.scaler.state_dict()
+        if self.ema is not None:
+            state['ema'] = self.ema.state_dict()
+        return state
+
+    def _resume(self):
+        ckpt = self.exp.load_checkpoint(map_location=self.device)
+        required = ('model', 'optimizer', 'scheduler', 'epoch', 'iteration', 'rng')
+        missing = [k for k in required if k not in ckpt]
+        if missing:
+            raise utility.UserError(f'{self.exp.path("checkpoint.pt")} lacks {", ".join(missing)}; '
+                                    f'it is not a checkpoint written by this code')
+        import model as model_pkg
+        model_pkg.load_state_dict_explained(self.model.get_model(), ckpt['model'],
+                                            str(self.exp.path('checkpoint.pt')))
+        self.optimizer.load_state_dict(ckpt['optimizer'])
+        self.scheduler.load_state_dict(ckpt['scheduler'])
+        self.loss.load_state_dict(ckpt['loss'])
+        self.loss.load_log_state(ckpt['loss_log'])
+        if self.scaler is not None and 'scaler' in ckpt:
+            self.scaler.load_state_dict(ckpt['scaler'])
+        if self.ema is not None:
+            if 'ema' in ckpt:
+                self.ema.load_state_dict(ckpt['ema'])
+            else:
+                self.exp.log('checkpoint has no EMA weights; the average starts from the '
+                             'loaded model')
+        self.epoch = ckpt['epoch']
+        self.iteration = ckpt['iteration']
+        self.error_last = ckpt.get('error_last')
+        self.skipped = ckpt.get('skipped', 0)
+        self.best = ckpt.get('best')
+        self.metric_epochs = list(ckpt.get('metric_epochs', []))
+        self.metric_history = ckpt.get('metric_history', {})
+        _set_rng_state(ckpt['rng'])
+        old = ckpt.get('args', {})
+        changed = [k for k, v in self.args.as_dict().items()
+                   if k not in ('load', 'save', 'argv', 'reset', 'epochs', 'n_threads')
+                   and k in old and _plain(old[k]) != _plain(v)]
+        self.exp.log(f'Resumed from epoch {self.epoch} (iteration {self.iteration}, '
+                     f'lr {self.scheduler.get_last_lr()[0]:.2e})')
+        if changed:
+            self.exp.log('Arguments that differ from the checkpoint: ' + ', '.join(
+                f'{k}: {old[k]!r} -> {self.args.as_dict()[k]!r}' for k in changed))
+
+    def _save(self, is_best):
+        state = self.state()
+        self.exp.save_checkpoint(state)
+        self.exp.save_weights(state['model'], 'model_latest')
+        if is_best:
+            self.exp.save_weights(state['model'], 'model_best')
+        if self.args.save_models:
+            self.exp.save_weights(state['model'], f'model_{self.epoch}')
+        if self.ema is not None:
+            self.exp.save_weights(self.ema.state_dict(), 'model_ema')
+
+    # ------------------------------------------------------------------ training
+    def _skip_batch(self, total):
+        """A NaN/inf loss, or one above skip_threshold x last epoch's mean, is not applied."""
+        value = total.detach().float()
+        bad = ~torch.isfinite(value)
+        if self.error_last is not None:
+            bad = bad | (value > self.args.skip_threshold * self.error_last)
+        if self.ddp is not None:  # every rank must take the same decision
+            flag = bad.to(torch.float32).reshape(1)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            bad = flag[0] > 0
+        return bool(bad)
+
+    def train(self):
+        args = self.args
+        self.epoch += 1
+        epoch = self.epoch
+        self.data.set_epoch(epoch)
+        self.loss.start_epoch()
+        self.model.train()
+        net = self.ddp if self.ddp is not None else self.model
+        lr = self.scheduler.get_last_lr()[0]
+        self.exp.log(f'[Epoch {epoch}]\tLearning rate: {lr:.2e}')
+        timer = utility.Timer()
+        bar = tqdm(self.loader_train, total=len(self.loader_train), ncols=100, leave=False,
+                   disable=self.rank != 0, desc=f'Epoch {epoch}')
+        skipped_epoch = 0
+        for batch, item in enumerate(bar):
+            lr_img, hr_img, idx_scale = self._unpack_train(item)
+            lr_img, hr_img = self._prepare(lr_img, hr_img)
+            self.iteration += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            with self._autocast():
+                sr = net(lr_img, idx_scale)
+            # Losses run in float32 (the SSL op always does).
+            total = self.loss(sr.float(), hr_img, age=self.age())
+            if self._skip_batch(total):
+                self.loss.discard_last()
+                skipped_epoch += 1
+                self.exp.log(f'Skip batch {batch + 1} of epoch {epoch}: loss {total.item():.4g} '
+                             f'(last epoch mean {self.error_last})')
+                continue
+            if self.scaler is not None:
+                self.scaler.scale(total).backward()
+                self.scaler.unscale_(self.optimizer)
+            else:
+                total.backward()
+            if args.gclip > 0:
+                torch.nn.utils.clip_grad_norm_(self.trainable, args.gclip)
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update(self.model.get_model())
+            if self.rank == 0:
+                bar.set_postfix_str(self.loss.display(), refresh=False)
+            if (batch + 1) % args.print_every == 0:
+                self.exp.log(f'[{(batch + 1) * args.batch_size}/'
+                             f'{len(self.loader_train) * args.batch_size}]\t'
+                             f'{self.loss.display()}\t{timer.toc():.1f}s', echo=False)
+        bar.close()
+        self.skipped += skipped_epoch
+        means = self.loss.end_epoch()
+        self.error_last = means.get('Total')
+        self.scheduler.step()
+        self.exp.log(f'[Epoch {epoch}]\t' + '  '.join(f'{k}: {v:.4f}' for k, v in means.items())
+                     + f'\t{timer.toc():.1f}s' + (f'\t({skipped_epoch} batches skipped)'
+                                                  if skipped_epoch else ''))
+        if self.rank == 0:
+            self.loss.plot(self.exp.dir)
+
+    @staticmethod
+    def _unpack_train(item):
+        if len(item) == 4:
+            lr_img, hr_img, _, idx_scale = item
+            idx_scale = int(idx_scale) if not torch.is_tensor(idx_scale) else int(idx_scale.flatten()[0])
+        else:
+            lr_img, hr_img, _ = item
+            idx_scale = 0
+        return lr_img, hr_img, idx_scale
+
+    # ------------------------------------------------------------------ evaluation
+    @contextlib.contextmanager
+    def _eval_weights(self):
+        """Evaluate with the EMA weights when --ema_decay is on."""
+        if self.ema is None:
+            yield
+            return
+        live = self.model.model
+        self.model.model = self.ema.shadow
+        try:
+            yield
+        finally:
+            self.model.model = live
+
+    def test(self):
+        """Evaluate on every test set and scale (rank 0); log, write metrics and checkpoint."""
+        if self.rank == 0:
+            is_best = self._evaluate()
+            if not self.args.test_only:
+                self._save(is_best)
+        if self.world_size > 1:
+            dist.barrier()
+
+    @torch.no_grad()
+    def _evaluate(self):
+        args = self.args
+        self.model.eval()
+        timer = utility.Timer()
+        summary, rows = {}, []
+        is_best = False
+        if not args.test_only:
+            self.metric_epochs.append(self.epoch)
+        with self._eval_weights():
+            for loader in self.loader_test:
+                dataset = loader.dataset
+                name = dataset.name
+                for idx_scale, scale in enumerate(args.scale):
+                    dataset.set_scale(idx_scale)
+                    psnrs, ssims = [], []
+                    bar = tqdm(loader, ncols=100, leave=False, desc=f'{name} x{scale}')
+                    for lr_img, hr_img, names in bar:
+                        lr_img, hr_img = self._prepare(lr_img, hr_img)
+                        with self._autocast():
+                            sr = self.model(lr_img, idx_scale)
+                        sr = metrics.quantize(sr.float(), args.rgb_range)
+                        filename = names[0] if isinstance(names, (list, tuple)) else str(names)
+                        if hr_img.numel():
+                            p = metrics.calc_psnr(sr, hr_img, scale, args.rgb_range,
+                                                  benchmark=dataset.benchmark)
+                            s = metrics.calc_ssim(sr, hr_img, scale, args.rgb_range,
+                                                  benchmark=dataset.benchmark)
+                            psnrs.append(p)
+                            ssims.append(s)
+                            rows.append({'dataset': name, 'scale': scale, 'image': filename,
+                                         'psnr': p, 'ssim': s})
+                        if args.save_results:
+                            self.exp.save_image(name, f'{filename}_x{scale}_SR', sr[0],
+                                                args.rgb_range)
+                            if args.save_gt:
+                                self.exp.save_image(name, f'{filename}_x{scale}_LR', lr_img[0],
+                                                    args.rgb_range)
+                                if hr_img.numel():
+                                    self.exp.save_image(name, f'{filename}_x{scale}_HR',
+                                                        hr_img[0], args.rgb_range)
+                    bar.close()
+                    if not psnrs:
+                        self.exp.log(f'[{name} x{scale}]  no ground truth: '
+                                     f'{"wrote SR images" if args.save_results else "nothing measured (add --save_results)"}')
+                        continue
+                    psnr, ssim = float(np.mean(psnrs)), float(np.mean(ssims))
+                    summary.setdefault(name, {})[f'x{scale}'] = {'psnr': round(psnr, 4),
+                                                                 'ssim': round(ssim, 6)}
+                    line = f'[{name} x{scale}]  PSNR: {psnr:.2f}  SSIM: {ssim:.4f}'
+                    if not args.test_only:
+                        hist = self.metric_history.setdefault(name, {}).setdefault(
+                            f'x{scale}', {'psnr': [], 'ssim': []})
+                        hist['psnr'].append(psnr)
+                        hist['ssim'].append(ssim)
+                        if (name, scale) == self.best_key:
+                            if self.best is None or psnr > self.best['psnr']:
+                                self.best = {'psnr': psnr, 'ssim': ssim, 'epoch': self.epoch}
+                                is_best = True
+                            line += (f'  (Best: {self.best["psnr"]:.2f} @epoch '
+                                     f'{self.best["epoch"]})')
+                    self.exp.log(line)
+        if not args.test_only:
+            self.exp.plot_psnr(self.metric_epochs, self.metric_history)
+        self.exp.write_metrics(summary, rows)
+        self.exp.log(f'Evaluation: {timer.toc():.1f}s', echo=not args.test_only)
+        return is_best
+
+
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v

@@ -1,0 +1,136 @@
+"""Training runs through the real CLI: checkpoints, exact resume, reset, skip, AMP, DDP."""
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cli import assert_user_error, run_main
+
+
+@pytest.fixture(scope='module')
+def tiny_data(tmp_path_factory):
+    """A one-image benchmark folder so evaluation after each epoch is quick."""
+    root = tmp_path_factory.mktemp('data')
+    src = Image.open(_bundled('butterfly.png')).convert('RGB')
+    folder = root / 'benchmark' / 'Tiny' / 'HR'
+    folder.mkdir(parents=True)
+    src.crop((40, 40, 136, 136)).save(folder / 'crop.png')
+    return root
+
+
+def _bundled(name):
+    from cli import REPO
+    return REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR' / name
+
+
+def train_args(data_dir, save, epochs, *extra):
+    return ['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8', '--scale', '2',
+            '--data_train', 'Sample', '--data_test', 'Tiny', '--dir_data', data_dir,
+            '--patch_size', '32', '--batch_size', '4', '--test_every', '3',
+            '--epochs', epochs, '--decay', '1', '--gamma', '0.5', '--lr', '1e-3',
+            '--loss', '1*L1+0.1*SSL+1*SPL', '--ssl_search', '11', '--ssl_window', '5',
+            '--n_threads', '0', '--save', save, *extra]
+
+
+def load(path):
+    return torch.load(path, map_location='cpu', weights_only=True)
+
+
+def test_resume_is_exact(tmp_path, tiny_data):
+    exp = tmp_path / 'exp'
+    full = run_main(train_args(tiny_data, 'full', 3), exp_root=exp)
+    assert full.returncode == 0, full.stderr[-3000:]
+    part = run_main(train_args(tiny_data, 'part', 1), exp_root=exp)
+    assert part.returncode == 0, part.stderr[-3000:]
+    resumed = run_main(train_args(tiny_data, 'ignored', 3, '--load', 'part'), exp_root=exp)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert 'Resumed from epoch 1' in resumed.stdout
+
+    a = load(exp / 'full' / 'model' / 'model_latest.pt')
+    b = load(exp / 'part' / 'model' / 'model_latest.pt')
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-6), k
+
+    ca, cb = load(exp / 'full' / 'checkpoint.pt'), load(exp / 'part' / 'checkpoint.pt')
+    assert ca['epoch'] == cb['epoch'] == 3
+    assert ca['iteration'] == cb['iteration'] == 9
+    assert ca['age'] == cb['age'] == 3.0
+    # lr 1e-3 decays by 0.5 after every epoch (--decay 1 is a single milestone at epoch 1)
+    assert cb['scheduler']['last_epoch'] == 3
+    assert cb['optimizer']['param_groups'][0]['lr'] == pytest.approx(5e-4)
+    assert ca['loss_log'] == cb['loss_log'] or _close_logs(ca['loss_log'], cb['loss_log'])
+    assert (exp / 'part' / 'test_Tiny.png').is_file() and (exp / 'part' / 'test_Tiny.pdf').is_file()
+    assert list((exp / 'part').glob('loss_*.png'))
+
+
+def _close_logs(a, b):
+    return np.allclose(np.asarray(_flatten(a)), np.asarray(_flatten(b)), rtol=1e-5)
+
+
+def _flatten(obj):
+    if isinstance(obj, dict):
+        return [x for k in sorted(obj) for x in _flatten(obj[k])]
+    if isinstance(obj, (list, tuple)):
+        return [x for v in obj for x in _flatten(v)]
+    return [float(obj)] if isinstance(obj, (int, float)) else []
+
+
+def test_existing_run_needs_load_or_reset(tmp_path, tiny_data):
+    exp = tmp_path / 'exp'
+    assert run_main(train_args(tiny_data, 'run', 1), exp_root=exp).returncode == 0
+    again = run_main(train_args(tiny_data, 'run', 1), exp_root=exp)
+    assert_user_error(again, '--load run', '--reset')
+    reset = run_main(train_args(tiny_data, 'run', 1, '--reset'), exp_root=exp)
+    assert reset.returncode == 0, reset.stderr[-3000:]
+    archived = [p for p in exp.iterdir() if p.name.startswith('run_archived_')]
+    assert len(archived) == 1 and (archived[0] / 'checkpoint.pt').is_file()
+
+
+def test_bad_checkpoints_are_refused(tmp_path, tiny_data):
+    exp = tmp_path / 'exp'
+    assert run_main(train_args(tiny_data, 'run', 1), exp_root=exp).returncode == 0
+    ckpt = exp / 'run' / 'checkpoint.pt'
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    assert_user_error(run_main(train_args(tiny_data, 'x', 2, '--load', 'run'), exp_root=exp),
+                      'checkpoint.pt', 'truncated')
+    torch.save({'model': {}, 'evil': shutil.rmtree}, ckpt)
+    assert_user_error(run_main(train_args(tiny_data, 'x', 2, '--load', 'run'), exp_root=exp),
+                      'pickled')
+
+
+def test_skip_threshold_skips_and_does_not_apply(tmp_path, tiny_data):
+    exp = tmp_path / 'exp'
+    proc = run_main(train_args(tiny_data, 'skip', 2, '--skip_threshold', '1e-6'), exp_root=exp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (exp / 'skip' / 'log.txt').read_text()
+    assert log.count('Skip batch') == 3   # every batch of epoch 2
+    ckpt = load(exp / 'skip' / 'checkpoint.pt')
+    assert ckpt['skipped'] == 3
+
+
+def test_amp_trains_on_cpu(tmp_path, tiny_data):
+    proc = run_main(train_args(tiny_data, 'amp', 1, '--precision', 'amp'), exp_root=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert '[Tiny x2]  PSNR:' in proc.stdout
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason='torch.distributed missing')
+def test_ddp_two_cpu_processes_match_one_process(tmp_path, tiny_data):
+    exp = tmp_path / 'exp'
+    launcher = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+                '--master_port', '29533']
+    # SSL averages over each rank's masked pixels, so only per-pixel means compare exactly.
+    loss = ['--loss', '1*L1+1*SPL']
+    ddp = run_main(train_args(tiny_data, 'ddp', 1, *loss), exp_root=exp, launcher=launcher)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = run_main(train_args(tiny_data, 'single', 1, *loss), exp_root=exp)
+    assert single.returncode == 0, single.stderr[-3000:]
+    a = load(exp / 'ddp' / 'model' / 'model_latest.pt')
+    b = load(exp / 'single' / 'model' / 'model_latest.pt')
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5), k
+    assert (exp / 'ddp' / 'metrics.json').is_file()
