@@ -1,0 +1,363 @@
+"""Model registry and the wrapper that training and evaluation call.
+
+``--model NAME`` is the file ``src/model/<name.lower()>.py``; it defines
+``make_model(args) -> nn.Module`` and may declare its traits (defaults in brackets):
+
+* ``SCALES`` [(2, 3, 4)]: the scales it can be built for, None = any;
+* ``MULTI_SCALE`` [False]: one network serves every scale of ``--scale``, chosen with
+  ``set_scale(idx)``; otherwise ``--scale`` must name a single scale;
+* ``INPUT_LARGE`` [False]: the network wants the LR image bicubic-upsampled to HR size;
+* ``pretrained_url(args)``: the URL of published weights for ``--pre_train download``.
+
+:class:`Model` wraps the network: it loads ``--pre_train``, and in eval mode applies
+``--self_ensemble`` (x8 geometric ensemble) and ``--chop`` (overlapping tiles).  Its
+``state_dict()`` has the bare network's keys (EDSR-PyTorch's ``model_latest.pt`` layout).
+"""
+import functools
+import importlib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+import utility
+
+MODEL_DIR = Path(__file__).resolve().parent
+PRETRAINED_DIR = utility.REPO_ROOT / '.cache' / 'pretrained'
+DEFAULT_SCALES = (2, 3, 4)
+# Overlap (LR pixels) kept around every tile of --chop, EDSR-PyTorch's choice: outputs
+# match the untiled forward exactly where the receptive field is within it.
+CHOP_SHAVE = 10
+
+_NOT_MODELS = {'__init__', 'common'}
+_PREFIXES = ('module.', '_orig_mod.')
+# Keys under which checkpoints wrap a state_dict: ours and EDSR-PyTorch-style ('model'),
+# Lightning-style ('state_dict'), BasicSR ('params_ema' preferred over 'params').
+_WRAPPER_KEYS = ('model', 'state_dict', 'params_ema', 'params')
+
+
+# ----------------------------------------------------------------------------- registry
+
+def available_models():
+    """Lower-case names of the files in src/model/ that define ``make_model``."""
+    names = []
+    for path in sorted(MODEL_DIR.glob('*.py')):
+        if path.stem in _NOT_MODELS or path.stem.startswith('_'):
+            continue
+        try:
+            text = path.read_text(encoding='utf-8')
+        except OSError:
+            continue
+        # A text scan rather than an import: listing must not depend on every file importing.
+        if re.search(r'^def make_model\(', text, re.MULTILINE):
+            names.append(path.stem)
+    return names
+
+
+def get_module(name):
+    """The module for ``--model name`` (case-insensitive); UserError listing the models."""
+    key = str(name).lower()
+    names = available_models()
+    if key not in names:
+        raise utility.UserError(f'unknown --model {name!r}; available (any case): '
+                                f'{", ".join(names)}')
+    return importlib.import_module('model.' + key)
+
+
+def model_traits(module):
+    """(scales or None, multi_scale, input_large) declared by a model module."""
+    return (getattr(module, 'SCALES', DEFAULT_SCALES), bool(getattr(module, 'MULTI_SCALE', False)),
+            bool(getattr(module, 'INPUT_LARGE', False)))
+
+
+def check_scales(name, module, scales):
+    """UserError when the model cannot serve the list ``scales`` (from --scale)."""
+    supported, multi_scale, _ = model_traits(module)
+    joined = '+'.join(str(s) for s in scales)
+    if len(scales) > 1 and not multi_scale:
+        raise utility.UserError(
+            f'--model {name} serves one scale per network, got --scale {joined}; '
+            f'run one scale at a time (e.g. --scale {scales[0]})')
+    bad = [s for s in scales if supported is not None and s not in supported]
+    if bad:
+        raise utility.UserError(
+            f'--model {name} supports --scale {"/".join(str(s) for s in supported)}, '
+            f'not {"/".join(str(s) for s in bad)}')
+
+
+def make_net(args):
+    """The bare network for ``args`` (registry lookup and scale check, no weights)."""
+    module = get_module(args.model)
+    check_scales(args.model, module, args.scale)
+    return module.make_model(args)
+
+
+# ----------------------------------------------------------------------------- loading
+
+def _strip_prefixes(key):
+    """Remove leading DDP ('module.') and torch.compile ('_orig_mod.') prefixes."""
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in _PREFIXES:
+            if key.startswith(prefix):
+                key, stripped = key[len(prefix):], True
+    return key
+
+
+def extract_state_dict(obj, source='state_dict'):
+    """The plain ``{name: tensor}`` inside ``obj``, with prefixes stripped.
+
+    ``obj`` is a state_dict or a dict wrapping one under 'model', 'state_dict',
+    'params_ema' or 'params' (e.g. our checkpoint.pt).  UserError when it is neither.
+    """
+    while isinstance(obj, Mapping):
+        inner = next((obj[k] for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, Mapping) or not obj or not all(
+            isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()):
+        raise utility.UserError(
+            f'{source} holds no state_dict (a dict of tensors, possibly under a '
+            f'"model" or "state_dict" key); give a file saved from a model\'s state_dict()')
+    return {_strip_prefixes(k): v for k, v in obj.items()}
+
+
+def _summary(items, limit=4):
+    shown = ', '.join(items[:limit])
+    more = f' and {len(items) - limit} more' if len(items) > limit else ''
+    return f'{len(items)} ({shown}{more})'
+
+
+def load_state_dict_explained(net, state_dict, source='state_dict'):
+    """Load ``state_dict`` into ``net`` strictly, explaining any mismatch.
+
+    Prefixes 'module.' / '_orig_mod.' are stripped and wrapping dicts unwrapped (see
+    :func:`extract_state_dict`).  Missing, unexpected and wrong-shape keys are listed
+    in one UserError line (a few names each, then a count).  Returns ``net``.
+    """
+    weights = extract_state_dict(state_dict, source)
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    wrong = [f'{k} {list(weights[k].shape)} vs {list(v.shape)}' for k, v in expected.items()
+             if k in weights and weights[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append('missing keys ' + _summary(missing))
+        if unexpected:
+            parts.append('unexpected keys ' + _summary(unexpected))
+        if wrong:
+            parts.append('wrong shapes (file vs model) ' + _summary(wrong))
+        raise utility.UserError(
+            f'{source} does not fit {type(net).__name__}: {"; ".join(parts)}; check --model, '
+            f'--scale and the size flags (--n_resblocks, --n_feats, ...) against the weights')
+    net.load_state_dict(weights, strict=True)
+    return net
+
+
+def _first_line(error):
+    text = str(error).strip().splitlines()
+    return f'{type(error).__name__}: {text[0] if text else ""}'.rstrip(': ')
+
+
+def read_weights(path, source=None):
+    """``torch.load(path, weights_only=True)`` on the CPU; UserError if missing/unreadable."""
+    path = Path(path).expanduser()
+    source = source or str(path)
+    if not path.is_file():
+        raise utility.UserError(f'{source}: no such file; give the path of saved weights '
+                                f'(a state_dict .pt file) or "download"')
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # torch.load fails in many ways on a bad file; all mean the same
+        raise utility.UserError(
+            f'{source}: cannot be read as plain weights ({_first_line(e)}); give a '
+            f'complete file saved with torch.save(model.state_dict(), path)') from None
+
+
+def download_pretrained(module, args):
+    """(url, state_dict) of the published weights for ``args``; cached in .cache/pretrained."""
+    url_for = getattr(module, 'pretrained_url', None)
+    if url_for is None:
+        raise utility.UserError(f'--pre_train download: no published weights are known for '
+                                f'--model {args.model}; give --pre_train PATH instead')
+    url = url_for(args)
+    try:
+        weights = torch.hub.load_state_dict_from_url(
+            url, model_dir=str(PRETRAINED_DIR), map_location='cpu', progress=True,
+            check_hash=True, weights_only=True)
+    except OSError as e:  # URLError, HTTPError, timeouts, refused connections
+        reason = getattr(e, 'reason', None) or _first_line(e)
+        raise utility.UserError(
+            f'--pre_train download: cannot fetch {url} ({reason}); connect to the internet, '
+            f'or download the file yourself and give --pre_train PATH') from None
+    except Exception as e:
+        raise utility.UserError(
+            f'--pre_train download: {url} did not load ({_first_line(e)}); delete it from '
+            f'{PRETRAINED_DIR} and retry, or give --pre_train PATH') from None
+    return url, weights
+
+
+# ----------------------------------------------------------------------------- inference
+
+def _spans(n, shave):
+    """Tiles along one side of n LR pixels: (tile_start, tile_end, keep_start, keep_end).
+
+    Two halves overlapping by ``shave`` on each side of the cut; a side shorter than
+    ``4 * shave`` is not cut, because its tiles would hardly shrink.
+    """
+    if n < max(2, 4 * shave):
+        return [(0, n, 0, n)]
+    mid = n // 2
+    return [(0, mid + shave, 0, mid), (mid - shave, n, mid, n)]
+
+
+def forward_tiled(fn, x, scale, max_area, shave=CHOP_SHAVE):
+    """``fn(x)`` computed on overlapping tiles (EDSR's --chop), to bound memory.
+
+    x: LR [..., h, w]; fn maps [..., a, b] to [..., C, scale*a, scale*b].  The image is
+    cut into 2x2 tiles (each extended by ``shave`` pixels past the cut) recursively
+    until a tile's area is <= ``max_area`` or it is too small to cut; of every tile
+    only the part up to the cut is kept.  Equal to ``fn(x)`` wherever fn's receptive
+    field (in LR pixels) is within ``shave``.
+    """
+    h, w = x.shape[-2:]
+    rows, cols = _spans(h, shave), _spans(w, shave)
+    if h * w <= max_area or len(rows) == len(cols) == 1:
+        return fn(x)
+    s = scale
+    out = None
+    for t0, t1, k0, k1 in rows:
+        for u0, u1, l0, l1 in cols:
+            y = forward_tiled(fn, x[..., t0:t1, u0:u1], scale, max_area, shave)
+            if tuple(y.shape[-2:]) != (s * (t1 - t0), s * (u1 - u0)):
+                raise RuntimeError(f'--chop: a {t1 - t0}x{u1 - u0} tile gave '
+                                   f'{tuple(y.shape[-2:])}, expected x{s}')
+            if out is None:
+                out = y.new_empty(*y.shape[:-2], s * h, s * w)
+            out[..., s * k0:s * k1, s * l0:s * l1] = \
+                y[..., s * (k0 - t0):s * (k1 - t0), s * (l0 - u0):s * (l1 - u0)]
+    return out
+
+
+def forward_x8(fn, x):
+    """Geometric self-ensemble: the mean of ``fn`` over the 8 flips/transposes of x.
+
+    Each output is mapped back by the inverse transform before averaging, so the
+    result is equivariant: ensembling a flipped image gives the flipped ensemble.
+    """
+    total = None
+    for t in range(8):
+        transpose, flip_h, flip_w = bool(t & 4), bool(t & 2), bool(t & 1)
+        y = x.transpose(-2, -1) if transpose else x
+        if flip_h:
+            y = y.flip(-2)
+        if flip_w:
+            y = y.flip(-1)
+        y = fn(y.contiguous()).float()  # accumulate in float32 also under autocast
+        if flip_w:
+            y = y.flip(-1)
+        if flip_h:
+            y = y.flip(-2)
+        if transpose:
+            y = y.transpose(-2, -1)
+        total = y if total is None else total + y
+    return total / 8
+
+
+# ----------------------------------------------------------------------------- wrapper
+
+def _drop_wrapper_prefix(module, state_dict, prefix, local_metadata):
+    """state_dict post-hook: 'model.head.0.weight' -> 'head.0.weight' (bare-net layout)."""
+    inner = prefix + 'model.'
+    for key in [k for k in state_dict if k.startswith(inner)]:
+        state_dict[prefix + key[len(inner):]] = state_dict.pop(key)
+
+
+def _add_wrapper_prefix(module, state_dict, prefix, local_metadata, strict, missing_keys,
+                        unexpected_keys, error_msgs):
+    """load_state_dict pre-hook: the inverse of :func:`_drop_wrapper_prefix`."""
+    inner = prefix + 'model.'
+    for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(inner)]:
+        state_dict[inner + key[len(prefix):]] = state_dict.pop(key)
+
+
+class Model(nn.Module):
+    """The network of ``--model`` on ``device``, with --pre_train, --self_ensemble, --chop.
+
+    ``forward(lr, idx_scale)``: LR [B, C, h, w] in [0, rgb_range] -> SR [B, C, s*h, s*w],
+    s = args.scale[idx_scale] (float, not clamped).  ``state_dict()`` and
+    ``load_state_dict()`` use the bare network's keys, also when the wrapper is nested
+    in DDP or torch.compile.
+    """
+
+    def __init__(self, args, device='cpu'):
+        super().__init__()
+        module = get_module(args.model)
+        check_scales(args.model, module, args.scale)
+        _, self.multi_scale, self.input_large = model_traits(module)
+        self.name = args.model
+        self.scale = list(args.scale)
+        self.idx_scale = 0
+        self.self_ensemble = bool(args.self_ensemble)
+        self.chop = bool(args.chop)
+        self.chop_size = args.chop_size
+        self.chop_shave = CHOP_SHAVE
+        self.model = module.make_model(args).to(device)
+        self.register_state_dict_post_hook(_drop_wrapper_prefix)
+        self.register_load_state_dict_pre_hook(_add_wrapper_prefix)
+        self.loaded_from = None
+        if args.pre_train:
+            if args.pre_train == 'download':
+                url, weights = download_pretrained(module, args)
+                source = f'--pre_train download ({url})'
+            else:
+                source = f'--pre_train {args.pre_train}'
+                weights = read_weights(args.pre_train, source)
+            load_state_dict_explained(self.model, weights, source)
+            self.loaded_from = source
+
+    def get_model(self):
+        """The bare network (what ``model/model_latest.pt`` stores the state_dict of)."""
+        return self.model
+
+    def trainable_parameters(self):
+        """Parameters with requires_grad (empty for Bicubic: nothing to train)."""
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def save(self, path):
+        """Write the bare network's state_dict to ``path`` atomically."""
+        utility.atomic_torch_save(self.model.state_dict(), path)
+
+    def load(self, source, name=None):
+        """Load weights strictly from a path or a (possibly wrapped) state_dict."""
+        if isinstance(source, Mapping):
+            load_state_dict_explained(self.model, source, name or 'state_dict')
+        else:
+            load_state_dict_explained(self.model, read_weights(source, name), name or str(source))
+        return self
+
+    def forward(self, lr, idx_scale=0):
+        self.idx_scale = idx_scale
+        scale = self.scale[idx_scale]
+        if self.multi_scale and hasattr(self.model, 'set_scale'):
+            self.model.set_scale(idx_scale)
+        run = functools.partial(self._forward_net, scale=scale)
+        if not self.training:
+            if self.chop:
+                run = functools.partial(forward_tiled, run, scale=scale,
+                                        max_area=self.chop_size, shave=self.chop_shave)
+            if self.self_ensemble:
+                return forward_x8(run, lr)
+        return run(lr)
+
+    def _forward_net(self, lr, scale):
+        if self.input_large:
+            from data.imresize import imresize
+            lr = imresize(lr, scale=scale)
+        return self.model(lr)
