@@ -146,6 +146,8 @@ def build_parser():
         help='SPL: largest pixel weight')
     add('--gan_k', type=_positive_int, default=1,
         help='GAN: discriminator updates per generator step')
+    add('--vgg_criterion', type=str, default='mse', choices=('mse', 'l1'),
+        help='distance between VGG features: mse (EDSR-PyTorch) or l1 (ESRGAN/SSL recipe)')
     add('--vgg_weights', type=str, default='',
         help='VGG19 weights (torchvision vgg19 state_dict layout) for VGG22/VGG54')
 

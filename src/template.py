@@ -18,11 +18,12 @@ TEMPLATES = {
     # EDSR-PyTorch's GAN fine-tuning preset.
     'GAN': dict(epochs=200, lr=5e-5, decay='150', loss='5*VGG54+0.15*GAN'),
     # The SSL paper's generative recipe: ESRGAN generator fine-tuned from a PSNR model
-    # with L1, VGG54, relativistic GAN and SSL (its L1 and KL parts each weighted 1e3).
+    # with L1, VGG54 (L1 distance, as BasicSR's perceptual loss), relativistic GAN and SSL
+    # (its L1 and KL parts each weighted 1e3).
     'ESRGAN_SSL': dict(model='RRDBNet', scale='4', patch_size=128, batch_size=16, lr=1e-4,
                        betas=(0.9, 0.99), n_feats=64, n_rrdb=23, rrdb_growth=32,
                        ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=3,
-                       ssl_kl=1.0, loss='0.01*L1+1*VGG54+0.005*RGAN+1000*SSL',
+                       ssl_kl=1.0, vgg_criterion='l1', loss='0.01*L1+1*VGG54+0.005*RGAN+1000*SSL',
                        ema_decay=0.999),
 }
 

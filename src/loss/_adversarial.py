@@ -1,0 +1,212 @@
+"""Adversarial loss terms GAN and RGAN (helper, not a loss type).
+
+The term owns its discriminator and the discriminator's Adam optimizer.  In training mode
+each ``forward(sr, hr)`` first updates the discriminator ``gan_k`` times on ``sr.detach()``
+and ``hr``, then returns the generator's adversarial loss computed with the updated
+discriminator (EDSR-PyTorch's order).  In eval mode the discriminator is left unchanged.
+
+State: the discriminator is a child module (weights and BatchNorm statistics in the term's
+state_dict) and the optimizer state travels through ``get_extra_state``/``set_extra_state``,
+so a checkpoint of the composite loss restores the adversarial game exactly.
+
+Precision: the whole term runs in float32 with autocast disabled.  The discriminator has no
+GradScaler of its own, and float16 gradients of a BCE loss underflow easily.
+
+DDP: the trainer wraps only the generator.  Each rank keeps its own discriminator, but when
+torch.distributed is initialised its parameters are broadcast from rank 0 at the first
+update and its gradients are averaged over ranks before every step, so all ranks hold the
+same discriminator (as with the generator) and rank 0's checkpoint is everyone's state.
+BatchNorm running statistics stay per rank; they matter only in eval mode.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import utility
+
+# Smallest input side: five stride-2 stages must leave at least one pixel.
+MIN_SIZE = 32
+
+
+class VGGStyleDiscriminator(nn.Module):
+    """ESRGAN's VGG-style discriminator ("VGG128"), for any input size >= 32.
+
+    Five stages of (3x3 conv, 4x4 stride-2 conv), BatchNorm and LeakyReLU(0.2) halve the
+    size five times (128 -> 4); widths nf, 2nf, 4nf, 8nf, 8nf.  An adaptive average pool
+    then gives 4x4 whatever the input size (identity at 128, so the network is ESRGAN's
+    there), and two linear layers (8nf*16 -> 100 -> 1) give one logit per image.
+    Parameter names follow BasicSR's VGGStyleDiscriminator.
+
+    forward: [B, n_colors, H, W] in [0, 1], H, W >= 32 -> [B, 1] logits (unbounded).
+    """
+
+    def __init__(self, n_colors=3, n_feats=64):
+        super().__init__()
+        widths = (n_feats, 2 * n_feats, 4 * n_feats, 8 * n_feats, 8 * n_feats)
+        self.conv0_0 = nn.Conv2d(n_colors, widths[0], 3, 1, 1, bias=True)
+        self.conv0_1 = nn.Conv2d(widths[0], widths[0], 4, 2, 1, bias=False)
+        self.bn0_1 = nn.BatchNorm2d(widths[0])
+        for i in range(1, 5):
+            setattr(self, f'conv{i}_0', nn.Conv2d(widths[i - 1], widths[i], 3, 1, 1, bias=False))
+            setattr(self, f'bn{i}_0', nn.BatchNorm2d(widths[i]))
+            setattr(self, f'conv{i}_1', nn.Conv2d(widths[i], widths[i], 4, 2, 1, bias=False))
+            setattr(self, f'bn{i}_1', nn.BatchNorm2d(widths[i]))
+        self.pool = nn.AdaptiveAvgPool2d(4)
+        self.linear1 = nn.Linear(widths[4] * 4 * 4, 100)
+        self.linear2 = nn.Linear(100, 1)
+        self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x):
+        if min(x.shape[-2:]) < MIN_SIZE:
+            raise ValueError(f'discriminator input must be at least {MIN_SIZE} pixels a side, '
+                             f'got {tuple(x.shape[-2:])}')
+        feat = self.lrelu(self.bn0_1(self.conv0_1(self.lrelu(self.conv0_0(x)))))
+        for i in range(1, 5):
+            feat = self.lrelu(getattr(self, f'bn{i}_0')(getattr(self, f'conv{i}_0')(feat)))
+            feat = self.lrelu(getattr(self, f'bn{i}_1')(getattr(self, f'conv{i}_1')(feat)))
+        feat = self.pool(feat).flatten(1)
+        return self.linear2(self.lrelu(self.linear1(feat)))
+
+
+def _bce(logits, target):
+    """Mean binary cross-entropy of logits against a constant label (1.0 real, 0.0 fake)."""
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+class Adversarial(nn.Module):
+    """Adversarial loss term with its own discriminator and Adam optimizer.
+
+    relativistic False (GAN, as EDSR-PyTorch): D loss BCE(D(hr), 1) + BCE(D(sr), 0);
+    generator loss BCE(D(sr), 1).
+    relativistic True (RGAN, relativistic average, as ESRGAN), with C the logits:
+    D loss = [BCE(C(hr) - mean C(sr), 1) + BCE(C(sr) - mean C(hr), 0)] / 2;
+    generator loss = [BCE(C(hr) - mean C(sr), 0) + BCE(C(sr) - mean C(hr), 1)] / 2, C(hr)
+    without gradient.  Means are over the batch.  As in ESRGAN, the D loss back-propagates
+    through both means (the SSL authors' BasicSR copy detaches them in the D step).
+
+    forward(sr, hr): [B, C, H, W] in [0, rgb_range], H, W >= 32 -> scalar generator loss.
+    ``last_d_loss``: mean discriminator loss of the last update (0-dim tensor) or None.
+    """
+
+    def __init__(self, relativistic=False, n_colors=3, rgb_range=255, gan_k=1, lr=1e-4,
+                 betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, d_feats=64, sync_ddp=True):
+        super().__init__()
+        self.relativistic = relativistic
+        self.rgb_range = rgb_range
+        self.gan_k = gan_k
+        self.sync_ddp = sync_ddp
+        self.discriminator = VGGStyleDiscriminator(n_colors, d_feats)
+        self.optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=lr,
+                                          betas=tuple(betas), eps=eps,
+                                          weight_decay=weight_decay)
+        self.last_d_loss = None
+        self._ranks_synced = False
+
+    # -- state -----------------------------------------------------------------------
+    def get_extra_state(self):
+        return self.optimizer.state_dict()
+
+    def set_extra_state(self, state):
+        self.optimizer.load_state_dict(state)
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to(device) moves the discriminator; move the Adam moments with it, whether the
+        # state was loaded before or after the move.
+        super()._apply(fn, *args, **kwargs)
+        if self.optimizer.state:
+            self.optimizer.load_state_dict(self.optimizer.state_dict())
+        return self
+
+    def set_lr(self, lr):
+        """Set the discriminator's learning rate (e.g. to follow the generator's decay)."""
+        for group in self.optimizer.param_groups:
+            group['lr'] = lr
+
+    # -- loss ------------------------------------------------------------------------
+    def forward(self, sr, hr):
+        # float32 throughout, see the module docstring; .float() keeps sr's graph.
+        with torch.autocast(sr.device.type, enabled=False):
+            fake = sr.float() / self.rgb_range
+            real = hr.detach().float() / self.rgb_range
+            if self.training:
+                self._update_discriminator(fake.detach(), real)
+            return self._generator_loss(fake, real)
+
+    def _discriminator_loss(self, d_real, d_fake):
+        if self.relativistic:
+            return (_bce(d_real - d_fake.mean(), 1.0) + _bce(d_fake - d_real.mean(), 0.0)) / 2
+        return _bce(d_real, 1.0) + _bce(d_fake, 0.0)
+
+    def _update_discriminator(self, fake, real):
+        total = 0.0
+        with torch.enable_grad():
+            for _ in range(self.gan_k):
+                self._sync_ranks()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss_d = self._discriminator_loss(self.discriminator(real),
+                                                  self.discriminator(fake))
+                loss_d.backward()
+                self._average_gradients()
+                self.optimizer.step()
+                total = total + loss_d.detach()
+        self.last_d_loss = total / self.gan_k
+
+    def _generator_loss(self, fake, real):
+        params = list(self.discriminator.parameters())
+        flags = [p.requires_grad for p in params]
+        # The generator's backward needs gradients w.r.t. sr only, not the discriminator.
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            d_fake = self.discriminator(fake)
+            if not self.relativistic:
+                return _bce(d_fake, 1.0)
+            with torch.no_grad():
+                d_real = self.discriminator(real)
+            return (_bce(d_real - d_fake.mean(), 0.0) + _bce(d_fake - d_real.mean(), 1.0)) / 2
+        finally:
+            for p, flag in zip(params, flags):
+                p.requires_grad_(flag)
+
+    # -- multi-process -----------------------------------------------------------------
+    def _world(self):
+        if not self.sync_ddp:
+            return None
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            return dist
+        return None
+
+    def _sync_ranks(self):
+        """Start every rank from rank 0's discriminator (once per process)."""
+        dist = self._world()
+        if dist is None or self._ranks_synced:
+            return
+        with torch.no_grad():
+            for t in list(self.discriminator.parameters()) + list(self.discriminator.buffers()):
+                dist.broadcast(t, src=0)
+        self._ranks_synced = True
+
+    def _average_gradients(self):
+        dist = self._world()
+        if dist is None:
+            return
+        grads = [p.grad for p in self.discriminator.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])  # one collective per update
+        dist.all_reduce(flat)
+        flat /= dist.get_world_size()
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+
+def make_adversarial(args, relativistic):
+    """The GAN (relativistic False) or RGAN term for parsed ``args``."""
+    name = 'RGAN' if relativistic else 'GAN'
+    if args.patch_size < MIN_SIZE:
+        raise utility.UserError(f'{name} needs --patch_size >= {MIN_SIZE} (its discriminator '
+                                f'halves the size five times), got {args.patch_size}')
+    return Adversarial(relativistic=relativistic, n_colors=args.n_colors,
+                       rgb_range=args.rgb_range, gan_k=args.gan_k, lr=args.lr,
+                       betas=args.betas, eps=args.epsilon, weight_decay=args.weight_decay)

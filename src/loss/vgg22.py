@@ -1,0 +1,10 @@
+"""Loss type VGG22: MSE between VGG19 conv2_2 features (before ReLU) of sr and hr.
+
+Low-level perceptual loss of EDSR-PyTorch / SRGAN.  Weights: a torchvision vgg19
+state_dict file given with --vgg_weights (see _vgg.py); nothing is downloaded.
+"""
+from . import _vgg
+
+
+def make_loss(args):
+    return _vgg.make_vgg_loss(args, '22')
