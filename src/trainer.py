@@ -224,7 +224,8 @@ class Trainer:
         self.exp.log(f'[Epoch {epoch}]\tLearning rate: {lr:.2e}')
         timer = utility.Timer()
         bar = tqdm(self.loader_train, total=len(self.loader_train), ncols=100, leave=False,
-                   disable=self.rank != 0, desc=f'Epoch {epoch}')
+                   disable=True if self.rank != 0 else None,
+                   desc=f'Epoch {epoch}')
         skipped_epoch = 0
         for batch, item in enumerate(bar):
             lr_img, hr_img, idx_scale = self._unpack_train(item)
@@ -321,7 +322,9 @@ class Trainer:
                 for idx_scale, scale in enumerate(args.scale):
                     dataset.set_scale(idx_scale)
                     psnrs, ssims = [], []
-                    bar = tqdm(loader, ncols=100, leave=False, desc=f'{name} x{scale}')
+                    # disable=None: a bar on a terminal only, not in redirected logs.
+                    bar = tqdm(loader, ncols=100, leave=False, disable=None,
+                               desc=f'{name} x{scale}')
                     for lr_img, hr_img, names in bar:
                         lr_img, hr_img = self._prepare(lr_img, hr_img)
                         with self._autocast():
