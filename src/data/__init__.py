@@ -1,0 +1,137 @@
+"""Data: training and test loaders built from dataset names (EDSR-PyTorch conventions).
+
+Finding a dataset named X (``--data_train``/``--data_test``):
+  1. the file ``src/data/<x lower-case>.py`` defining ``make_dataset(args, name, train, rank)``
+     (DIV2K, Sample, Demo); files whose name starts with '_' are helpers;
+  2. otherwise the folder ``<dir_data>/benchmark/X/HR`` (any benchmark, no list of names).
+An unknown name raises UserError listing both.
+
+``Data(args, rank=0, world_size=1)``:
+
+* ``loader_train`` (None with ``--test_only``): ``test_every`` batches per epoch.  Every
+  batch is a 4-tuple ``(lr, hr, names, idx_scale)``, also with a single scale: lr float32
+  [B, C, q, q], hr [B, C, s*q, s*q], both in [0, rgb_range] with 8-bit values, B =
+  ``batch_size // world_size``; names a list of B image names; idx_scale a plain int, the
+  index into ``args.scale`` of the batch's scale (always 0 with one scale; with several
+  (MDSR) drawn per batch, see ``scale_indices``).  Patch sizes as EDSR-PyTorch: one scale:
+  HR ``patch_size`` (q = patch_size // s); several scales: LR q = ``patch_size``.
+* ``set_epoch(epoch)`` before iterating an epoch: shuffling, scales, crops and
+  augmentation are a pure function of (seed, epoch, position), whatever ``n_threads``
+  is; under DDP each rank gets disjoint samples (see ``_loader``).
+* ``loader_test``: one DataLoader (batch 1) per ``--data_test`` name, yielding
+  ``(lr, hr, names)``: lr [1, C, h, w], hr [1, C, s*h, s*w] (HR cropped to a multiple of
+  the scale), names a tuple of one image name.  ``loader.dataset`` has ``.name``,
+  ``.benchmark`` and ``.set_scale(idx)`` (call it before iterating each scale).  Demo
+  yields an empty hr (shape [1, 0]).  Every rank gets the whole test set.
+
+Image conversion (grayscale, RGBA, 16 bit) is described in ``_image``; LR generation and
+caches in ``_srdata``.
+"""
+import os
+import re
+from importlib import import_module
+from pathlib import Path
+
+import torch
+
+import utility
+from data import _loader
+
+_HERE = Path(__file__).resolve().parent
+
+
+def dataset_files():
+    """{module name: display name} of the dataset files in src/data/."""
+    found = {}
+    for path in sorted(_HERE.glob('*.py')):
+        if path.stem.startswith('_'):
+            continue
+        module = import_module('data.' + path.stem)
+        if hasattr(module, 'make_dataset'):
+            found[path.stem] = getattr(module, 'NAME', path.stem)
+    return found
+
+
+def benchmark_folders(dir_data):
+    root = Path(dir_data) / 'benchmark'
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / 'HR').is_dir())
+
+
+def make_dataset(args, name, train, rank=0):
+    """The dataset called ``name`` (see the module docstring)."""
+    if not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_.-]*', name):
+        raise utility.UserError(f'dataset name {name!r} must be a plain name such as Set5 or '
+                                'DIV2K, not a path; put the folder under <dir_data>/benchmark/')
+    files = dataset_files()
+    if name.lower() in files:
+        module = import_module('data.' + name.lower())
+        return module.make_dataset(args, name, train, rank)
+    dir_data = Path(args.dir_data).resolve()
+    folder = dir_data / 'benchmark' / name
+    if (folder / 'HR').is_dir():
+        from data._benchmark import BenchmarkData
+        return BenchmarkData(args, name, folder, train, rank)
+    if not dir_data.is_dir():
+        raise utility.UserError(f'--dir_data {dir_data} does not exist; point it at the folder '
+                                f'that holds benchmark/{name}/HR')
+    found = benchmark_folders(dir_data)
+    raise utility.UserError(
+        f'unknown dataset {name!r}: no file src/data/{name.lower()}.py and no folder {folder}/HR; '
+        f'dataset files: {", ".join(files.values()) or "none"}; benchmark folders in '
+        f'{dir_data / "benchmark"}: {", ".join(found) or "none"}')
+
+
+def _usable_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:          # not on Linux
+        return os.cpu_count() or 1
+
+
+class Data:
+    """Training and test loaders for ``args`` on one rank of ``world_size``.
+
+    ``--n_threads`` workers, at most the number of usable CPUs (the batches do not depend
+    on the number of workers, only the speed does).
+    """
+
+    def __init__(self, args, rank=0, world_size=1):
+        self.args = args
+        self.loader_train = None
+        self.batch_sampler = None
+        pin = (not args.cpu) and torch.cuda.is_available()
+        workers = min(args.n_threads, _usable_cpus())
+        if not args.test_only:
+            per_rank = args.batch_size // world_size
+            if per_rank < 1:
+                raise utility.UserError(f'--batch_size {args.batch_size} is smaller than the '
+                                        f'number of processes ({world_size}); raise it')
+            if len(args.scale) == 1 and args.patch_size < args.scale[0]:
+                raise utility.UserError(f'--patch_size {args.patch_size} is smaller than the '
+                                        f'scale {args.scale[0]}; use at least {args.scale[0]}')
+            pool = _loader.TrainPool(make_dataset(args, name, True, rank)
+                                     for name in args.data_train)
+            self.batch_sampler = _loader.EpochBatchSampler(
+                len(pool), per_rank, args.test_every, args.seed, len(args.scale),
+                rank, world_size)
+            self.loader_train = _loader.Loader(
+                pool, batch_sampler=self.batch_sampler, collate_fn=_loader.collate_train,
+                num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
+        self.loader_test = []
+        for name in args.data_test:
+            dataset = make_dataset(args, name, False, rank)
+            self.loader_test.append(_loader.Loader(
+                dataset, batch_size=1, shuffle=False, pin_memory=pin,
+                collate_fn=_loader.collate_test,
+                num_workers=min(workers, len(dataset))))
+
+    def set_epoch(self, epoch):
+        """Make the next training epoch the one numbered ``epoch`` (any int >= 0)."""
+        if self.batch_sampler is not None:
+            self.batch_sampler.set_epoch(epoch)
+
+    def scale_indices(self, epoch):
+        """int array [test_every]: idx_scale of every training batch of ``epoch``."""
+        return self.batch_sampler.scale_indices(epoch)

@@ -1,0 +1,235 @@
+"""The dataset base class: HR/LR pairs, training patches, augmentation and the file caches.
+
+An ``SRData`` holds N HR images and, per scale of ``args.scale``, either an LR file or
+nothing for each of them; a missing LR is made from the HR (cropped to a multiple of
+the scale) with MATLAB-compatible bicubic ``imresize(1/s)`` rounded to 8 bit, and
+cached as .npy under ``REPO_ROOT/.cache/lr_bicubic`` (written atomically, so an
+interrupted run never leaves a half-written file that is read back).
+
+Items:
+* test (``train=False``): ``(lr, hr, name)`` for image i at the scale chosen by
+  ``set_scale``; lr float32 [C, h, w], hr [C, s*h, s*w] (HR cropped to the LR times the
+  scale), both in [0, rgb_range] with 8-bit values; name = HR file stem.
+* train: ``train_item(i, seed, idx_scale)`` gives ``(lr, hr, name, idx_scale)`` with a
+  random aligned patch and random hflip/vflip/rot90 unless ``--no_augment``.  Patch sizes
+  follow EDSR-PyTorch: with one scale the HR patch is ``patch_size`` (LR
+  ``patch_size // s``, HR ``patch_size // s * s``); with several scales (MDSR) the LR patch
+  is ``patch_size`` and the HR patch ``s * patch_size``.  Every random draw comes from a
+  generator seeded with ``seed`` (a tuple from the sampler), so it does not depend on the
+  worker.
+
+``--ext sep`` caches decoded image files as .npy under ``REPO_ROOT/.cache/sep`` (never
+next to the data, which may be read-only); ``sep+reset`` removes that cache when the
+dataset is built on rank 0; ``img`` decodes the files every time.
+"""
+import hashlib
+import io
+import shutil
+
+import numpy as np
+import torch
+
+import utility
+from data import _image
+from data._loader import report_to_main
+from data.imresize import imresize
+
+CACHE_ROOT = utility.REPO_ROOT / '.cache'
+LR_CACHE_VERSION = 'v1'       # bump when the LR generation changes, to invalidate caches
+
+
+def short_hash(text, n=10):
+    return hashlib.sha1(str(text).encode('utf-8')).hexdigest()[:n]
+
+
+def bicubic_lr(hr, scale):
+    """uint8 [H, W, C] HR -> uint8 [H//s, W//s, C] LR: crop to a multiple of s, resize, round.
+
+    float64 arithmetic, so that rounding matches MATLAB's double computation.
+    """
+    h, w = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
+    if h == 0 or w == 0:
+        raise utility.UserError(f'an image of {hr.shape[1]}x{hr.shape[0]} pixels is smaller '
+                                f'than the scale {scale}; remove it from the dataset')
+    x = torch.tensor(hr[:h, :w].transpose(2, 0, 1), dtype=torch.float64)
+    lr = imresize(x, output_size=(h // scale, w // scale)).round_().clamp_(0, 255)
+    return np.ascontiguousarray(lr.to(torch.uint8).numpy().transpose(1, 2, 0))
+
+
+def save_npy_atomic(path, array):
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    utility.atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_npy(path):
+    """An array cached by ``save_npy_atomic``, or None when absent or unreadable."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+
+
+def _file_key(path):
+    """Changes whenever the file at ``path`` is replaced or edited."""
+    st = path.stat()
+    return short_hash(f'{path.resolve()}|{st.st_size}|{st.st_mtime_ns}', 12)
+
+
+class SRData(torch.utils.data.Dataset):
+    """HR images with per-scale LR images (files or generated); see the module docstring.
+
+    Subclasses set ``self.hr_paths`` (list of Path), ``self.lr_paths`` (one list per
+    scale, Path or None per image) and ``self.cache_id`` (a string naming the dataset
+    folder: its name plus a short hash of its absolute path), then call ``finish_setup``;
+    in-memory data sets ``self.image_names`` and overrides ``load_hr``/``load_lr``.
+    """
+    benchmark = False
+
+    def __init__(self, args, name, train, rank=0):
+        self.name = name
+        self.train = train
+        self.scale = list(args.scale)
+        self.idx_scale = 0
+        self.rgb_range = args.rgb_range
+        self.n_colors = args.n_colors
+        self.patch_size = args.patch_size
+        self.augment = not args.no_augment
+        self.ext = args.ext
+        self.rank = rank
+        self.hr_paths = []
+        self.lr_paths = [[] for _ in self.scale]
+        self.cache_id = None
+        self.image_names = []
+
+    # -- subclasses call this once their paths are set ------------------------------
+    def finish_setup(self):
+        if not self.image_names:
+            self.image_names = [p.stem for p in self.hr_paths]
+        if not self.image_names:
+            raise utility.UserError(f'dataset {self.name} has no images')
+        if self.ext == 'sep+reset' and self.rank == 0 and self.cache_id:
+            shutil.rmtree(CACHE_ROOT / 'sep' / self.cache_id, ignore_errors=True)
+
+    def __len__(self):
+        return len(self.image_names)
+
+    def set_scale(self, idx_scale):
+        """Choose the scale (index into args.scale) of the test items."""
+        if not 0 <= idx_scale < len(self.scale):
+            raise IndexError(f'idx_scale {idx_scale} out of range for scales {self.scale}')
+        self.idx_scale = idx_scale
+
+    # -- reading ---------------------------------------------------------------------
+    def read_file(self, path):
+        """uint8 [H, W, 1|3] of an image file, through the .npy cache with --ext sep."""
+        if not self.ext.startswith('sep') or not self.cache_id:
+            return _image.read_image(path)
+        cached = CACHE_ROOT / 'sep' / self.cache_id / f'{path.stem}_{_file_key(path)}.npy'
+        img = load_npy(cached)
+        if img is None:
+            img = _image.read_image(path)
+            save_npy_atomic(cached, img)
+        return img
+
+    def load_hr(self, i):
+        """uint8 [H, W, 1|3] HR image i, channels as stored."""
+        return self.read_file(self.hr_paths[i])
+
+    def load_lr(self, i, idx_scale, hr=None):
+        """uint8 [h, w, 1|3] LR image i at scale index ``idx_scale``, channels as stored.
+
+        Made from the HR and cached when there is no LR file.
+        """
+        path = self.lr_paths[idx_scale][i]
+        if path is not None:
+            return self.read_file(path)
+        s = self.scale[idx_scale]
+        hr_path = self.hr_paths[i]
+        cached = (CACHE_ROOT / 'lr_bicubic' / self.cache_id / f'X{s}'
+                  / f'{hr_path.stem}_{short_hash(_file_key(hr_path) + LR_CACHE_VERSION, 12)}.npy')
+        lr = load_npy(cached)
+        if lr is None:
+            lr = bicubic_lr(self.load_hr(i) if hr is None else hr, s)
+            save_npy_atomic(cached, lr)
+        return lr
+
+    def pair(self, i, idx_scale):
+        """(lr, hr) uint8 arrays with n_colors channels, HR cropped to LR size times scale."""
+        s = self.scale[idx_scale]
+        hr = self.load_hr(i)
+        lr = self.load_lr(i, idx_scale, hr)
+        lh, lw = lr.shape[:2]
+        if hr.shape[0] < lh * s or hr.shape[1] < lw * s:
+            raise utility.UserError(
+                f'{self.name}/{self.image_names[i]}: LR image {lw}x{lh} times scale {s} is larger '
+                f'than the HR image {hr.shape[1]}x{hr.shape[0]}; check the X{s} LR folder')
+        hr = hr[:lh * s, :lw * s]
+        return (_image.set_channels(lr, self.n_colors), _image.set_channels(hr, self.n_colors))
+
+    # -- items -----------------------------------------------------------------------
+    @report_to_main
+    def __getitem__(self, i):
+        lr, hr = self.pair(i, self.idx_scale)
+        return (_image.to_tensor(lr, self.rgb_range), _image.to_tensor(hr, self.rgb_range),
+                self.image_names[i])
+
+    @report_to_main
+    def train_item(self, i, seed, idx_scale):
+        """(lr [C, q, q], hr [C, s*q, s*q], name, idx_scale) for image i (q: LR patch size).
+
+        Random draws come from ``np.random.default_rng(seed)`` only.
+        """
+        rng = np.random.default_rng(seed)
+        lr, hr = self.pair(i, idx_scale)
+        s = self.scale[idx_scale]
+        lr_patch = self.patch_size if len(self.scale) > 1 else self.patch_size // s
+        lr, hr = random_patch(lr, hr, lr_patch, s, rng, f'{self.name}/{self.image_names[i]}',
+                              self.patch_size)
+        if self.augment:
+            lr, hr = random_augment(lr, hr, rng)
+        return (_image.to_tensor(lr, self.rgb_range), _image.to_tensor(hr, self.rgb_range),
+                self.image_names[i], idx_scale)
+
+
+def random_patch(lr, hr, lp, scale, rng, what, patch_size):
+    """Aligned random crops: LR ``lp`` square, HR ``scale * lp`` square."""
+    lh, lw = lr.shape[:2]
+    if lh < lp or lw < lp:
+        raise utility.UserError(f'{what}: LR image {lw}x{lh} is smaller than the LR patch '
+                                f'{lp}x{lp} (--patch_size {patch_size} at x{scale}); use a '
+                                'smaller --patch_size')
+    iy = int(rng.integers(0, lh - lp + 1))
+    ix = int(rng.integers(0, lw - lp + 1))
+    hp = lp * scale
+    return (lr[iy:iy + lp, ix:ix + lp],
+            hr[iy * scale:iy * scale + hp, ix * scale:ix * scale + hp])
+
+
+def random_augment(lr, hr, rng):
+    """The same random horizontal flip, vertical flip and transpose (rot90) on both."""
+    hflip, vflip, rot = rng.random(3) < 0.5
+    out = []
+    for img in (lr, hr):
+        if hflip:
+            img = img[:, ::-1]
+        if vflip:
+            img = img[::-1]
+        if rot:
+            img = img.transpose(1, 0, 2)
+        out.append(np.ascontiguousarray(img))
+    return out[0], out[1]
+
+
+def list_images(folder):
+    """Sorted image files directly inside ``folder`` (Path)."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and _image.is_image_file(p))
+
+
+def lr_file(lr_dir, hr_path, scale):
+    """EDSR-PyTorch's LR name ``<stem>x<s><ext>`` inside ``lr_dir``, or None when absent."""
+    for suffix in dict.fromkeys((hr_path.suffix, '.png')):
+        candidate = lr_dir / f'{hr_path.stem}x{scale}{suffix}'
+        if candidate.is_file():
+            return candidate
+    return None
