@@ -1,14 +1,292 @@
-"""Loss package (placeholder parser; the loss-package work replaces this file)."""
+"""Loss package: the ``--loss`` string, the registry of loss types, and the composite loss.
+
+``--loss`` string
+    Terms ``weight*TYPE`` joined by ``+``, spaces allowed around every token, e.g.
+    ``1*L1 + 0.1*SSL + 1*SPL``.  A weight is a positive finite decimal number (1, 0.1, 1e3,
+    1.5e-2, 1e+3).  TYPE is matched case-insensitively and reported in upper case.  Each type
+    may appear once (give the summed weight instead of repeating it).  ``parse_loss_string``
+    refuses anything else with ``utility.UserError`` and one line naming the offending part
+    and the valid types.
+
+Registry
+    Type T is the file ``src/loss/<t>.py`` (lower-case name) that defines ``make_loss(args)
+    -> nn.Module``; files starting with '_' are helpers.  Nothing is imported to check a
+    name: the files are listed and read, so a bad string is refused before any heavy module
+    (a compiled op, VGG weights) is touched.  A term's ``forward(sr, hr)`` returns a scalar
+    tensor; a term whose class sets ``NEEDS_AGE = True`` is called ``forward(sr, hr, age)``.
+
+Composite ``Loss(args)`` -- what the trainer uses::
+
+    loss = Loss(args).to(device)          # builds every term of args.loss
+    loss.load_state_dict(ckpt['loss']); loss.load_log_state(ckpt['loss_log'])   # on resume
+    loss.start_epoch()                     # zero the running sums
+    for each batch:
+        total = loss(sr, hr, age)          # scalar: sum of weight * term; age in epochs
+        if the batch is skipped: loss.discard_last()       # keep it out of the means
+        bar.set_postfix_str(loss.display(loss.last()))     # this batch
+        every --print_every batches: log(loss.display())   # epoch means so far
+    means = loss.end_epoch()               # {'L1': .., 'SPL': .., 'Total': ..}, into history
+    ckpt['loss'] = loss.state_dict()       # term state (e.g. a discriminator + optimizer)
+    ckpt['loss_log'] = loss.log_state()    # plain python: loads with weights_only=True
+    loss.plot(experiment_dir)              # loss_<TYPE>.png / .pdf per term (+ Total)
+
+All logged values are weighted (weight * term), as they enter the total.  ``history`` maps
+each type and 'Total' to its list of epoch means (index 0 = first epoch).
+"""
+import io
+import math
 import re
+from importlib import import_module
+from pathlib import Path
+
+import torch
+import torch.nn as nn
 
 import utility
 
+TOTAL = 'Total'
 
-def parse_loss_string(text):
+_HERE = Path(__file__).resolve().parent
+_DEFINES_MAKE_LOSS = re.compile(r'^(def\s+make_loss\s*\(|make_loss\s*=)', re.MULTILINE)
+# A decimal number, optional sign (so "-1" is reported as not positive rather than garbled).
+_NUMBER = re.compile(r'[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?')
+# The text of a term so far when a '+' there is an exponent sign ("1e+3"), not a separator.
+_MANTISSA_E = re.compile(r'\s*[+-]?(?:\d+\.?\d*|\.\d+)[eE]')
+
+
+def available_types():
+    """Sorted upper-case names of the loss types: ``src/loss/<t>.py`` defining make_loss."""
+    types = []
+    for path in _HERE.glob('*.py'):
+        stem = path.stem
+        if stem.startswith('_') or stem != stem.lower() or not stem.isidentifier():
+            continue
+        if _DEFINES_MAKE_LOSS.search(path.read_text(encoding='utf-8', errors='replace')):
+            types.append(stem.upper())
+    return sorted(types)
+
+
+def _split_terms(text):
+    """Split ``text`` at the '+' signs between terms; an exponent sign stays in its weight."""
+    parts, start = [], 0
+    for i, char in enumerate(text):
+        if char == '+' and not _MANTISSA_E.fullmatch(text[start:i]):
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def parse_loss_string(text, types=None):
+    """``'1*L1+0.1*SSL'`` -> ``[(1.0, 'L1'), (0.1, 'SSL')]``, in the order given.
+
+    types: the valid upper-case type names (default: ``available_types()``).
+    Raises utility.UserError (one line: the offending part and the valid types) for an empty
+    string or term, a term that is not ``weight*TYPE``, a weight that is not a positive
+    finite number, an unknown type, or a type given twice.
+    """
+    types = available_types() if types is None else sorted(types)
+
+    def refuse(problem):
+        raise utility.UserError(
+            f'--loss {text!r}: {problem}; write weight*TYPE terms joined by "+" '
+            f'(e.g. 1*L1+0.1*SSL); valid types: {", ".join(types) or "(none found)"}')
+
+    if not text.strip():
+        refuse('the string is empty')
     terms = []
-    for part in text.split('+'):
-        m = re.fullmatch(r'\s*([0-9.eE+-]+)\s*\*\s*(\w+)\s*', part)
-        if not m:
-            raise utility.UserError(f'bad --loss term {part!r}')
-        terms.append((float(m.group(1)), m.group(2)))
+    for part in _split_terms(text):
+        term = part.strip()
+        if not term:
+            refuse('empty term (a "+" at an end or two in a row)')
+        pieces = [p.strip() for p in term.split('*')]
+        if len(pieces) != 2:
+            refuse(f'term {term!r} is not weight*TYPE')
+        weight_text, name = pieces
+        if not weight_text:
+            refuse(f'term {term!r} has no weight before "*"')
+        if not name:
+            refuse(f'term {term!r} has no type after "*"')
+        weight = float(weight_text) if _NUMBER.fullmatch(weight_text) else math.nan
+        if not math.isfinite(weight):
+            refuse(f'weight {weight_text!r} in term {term!r} is not a positive finite '
+                   f'number (e.g. 1, 0.1, 1e-3)')
+        if weight <= 0:
+            refuse(f'weight {weight_text!r} in term {term!r} must be > 0 (drop a term '
+                   f'rather than weighting it 0)')
+        canonical = name.upper()
+        if canonical not in types:
+            refuse(f'unknown loss type {name!r}')
+        if any(canonical == t for _, t in terms):
+            refuse(f'type {canonical} is given twice (give it once with the summed weight)')
+        terms.append((weight, canonical))
     return terms
+
+
+class Loss(nn.Module):
+    """Weighted sum of the loss terms of ``args.loss``, with per-term logs (module docstring).
+
+    args: parsed options (``args.loss`` and whatever each term's make_loss reads).
+    Attributes: ``terms`` (nn.ModuleDict TYPE -> term module, in --loss order),
+    ``weights`` (dict TYPE -> float), ``history`` (dict TYPE/'Total' -> list of epoch means).
+    """
+
+    def __init__(self, args):
+        super().__init__()
+        terms = parse_loss_string(args.loss)
+        self.weights = {name: float(weight) for weight, name in terms}
+        self.terms = nn.ModuleDict()
+        for _, name in terms:
+            module = import_module('.' + name.lower(), __name__).make_loss(args)
+            if not isinstance(module, nn.Module):
+                raise TypeError(f'loss.{name.lower()}.make_loss returned '
+                                f'{type(module).__name__}, not an nn.Module')
+            self.terms[name] = module
+        self.history = {key: [] for key in self._keys()}
+        self._last = {}
+        self.start_epoch()
+
+    def _keys(self):
+        return list(self.terms) + [TOTAL]
+
+    def _shown_keys(self):
+        # With one term the total repeats it; show it only when it adds something.
+        return self._keys() if len(self.terms) > 1 else list(self.terms)
+
+    def describe(self):
+        """The terms as one line, e.g. '1 * L1 + 0.1 * SSL'."""
+        return ' + '.join(f'{self.weights[name]:g} * {name}' for name in self.terms)
+
+    def forward(self, sr, hr, age=None):
+        """Total loss (scalar tensor) for sr, hr [B, C, H, W] in [0, rgb_range].
+
+        age: training progress in epochs (iterations done, counting the current one, over
+        iterations per epoch); required when a term has NEEDS_AGE, ignored otherwise.
+        Records each weighted term and the total for ``last()`` and the epoch means (until
+        ``discard_last()`` takes the batch out again).
+        """
+        values = {}
+        total = None
+        for name, term in self.terms.items():
+            if getattr(term, 'NEEDS_AGE', False):
+                if age is None:
+                    raise ValueError(f'loss term {name} needs the training age: call '
+                                     f'loss(sr, hr, age) with age in epochs')
+                value = term(sr, hr, age)
+            else:
+                value = term(sr, hr)
+            weighted = self.weights[name] * value
+            total = weighted if total is None else total + weighted
+            values[name] = weighted.detach()
+        values[TOTAL] = total.detach()
+        self._record(values)
+        return total
+
+    def _record(self, values):
+        # The newest batch stays pending until the next one (or the end of the epoch), so
+        # that discard_last() can drop it even when it is NaN.  Values stay tensors (float64
+        # sums) so that a GPU run does not synchronise every batch.
+        self._commit()
+        self._last = self._pending = values
+
+    def _commit(self):
+        self._sums, self._count = self._with_pending()
+        self._pending = None
+
+    def _with_pending(self):
+        """(sums, count) of the committed batches and the pending one, without changing them."""
+        if self._pending is None:
+            return self._sums, self._count
+        sums = dict(self._sums)
+        for key, value in self._pending.items():
+            value = value.to(torch.float64)
+            sums[key] = sums[key] + value if key in sums else value
+        return sums, self._count + 1
+
+    def discard_last(self):
+        """Leave the last batch out of the epoch means (e.g. a skipped batch)."""
+        self._pending = None
+
+    def start_epoch(self):
+        """Start a new epoch: zero the running sums behind ``means()``."""
+        self._sums = {}
+        self._count = 0
+        self._pending = None
+
+    def last(self):
+        """The last batch's weighted terms and total: dict TYPE/'Total' -> float."""
+        return {key: float(value) for key, value in self._last.items()}
+
+    def means(self):
+        """Means over the batches since ``start_epoch()`` (less discarded ones): dict
+        TYPE/'Total' -> float; empty before the first batch."""
+        sums, count = self._with_pending()
+        return {key: float(value) / count for key, value in sums.items()}
+
+    def end_epoch(self):
+        """Close the epoch: append its means to ``history``, return them, zero the sums.
+
+        An epoch without a kept batch (all skipped) gets NaN, so that the history stays one
+        entry per epoch.
+        """
+        self._commit()
+        means = self.means() or {key: math.nan for key in self._keys()}
+        for key in self._keys():
+            self.history[key].append(means[key])
+        self.start_epoch()
+        return means
+
+    def display(self, values=None):
+        """One line such as 'L1: 5.123  SPL: 0.4321  Total: 5.555'.
+
+        values: dict from ``last()`` or ``means()``; default the epoch means so far.
+        """
+        values = self.means() if values is None else values
+        return '  '.join(f'{key}: {values[key]:.4g}' for key in self._shown_keys()
+                         if key in values)
+
+    def log_state(self):
+        """The epoch history as plain python (dict of lists of floats) for a checkpoint."""
+        return {'history': {key: [float(v) for v in values]
+                            for key, values in self.history.items()}}
+
+    def load_log_state(self, state):
+        """Restore ``log_state()`` output.  A term absent from the saved run (the --loss
+        string changed) gets NaN for the saved epochs so that epochs stay aligned."""
+        saved = state['history']
+        epochs = max((len(values) for values in saved.values()), default=0)
+        self.history = {key: [float(v) for v in saved.get(key, [math.nan] * epochs)]
+                        for key in self._keys()}
+
+    def plot(self, directory):
+        """Write loss_<TYPE>.png and loss_<TYPE>.pdf (weighted epoch means against epoch) for
+        each term, and for the total when there are several terms.  Returns the paths."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
+
+        directory = Path(directory)
+        written = []
+        for key in self._shown_keys():
+            values = self.history[key]
+            if not values:
+                continue
+            figure = Figure(figsize=(6.4, 4.8))
+            FigureCanvasAgg(figure)  # Agg, without pyplot's global state
+            axes = figure.add_subplot()
+            epochs = range(1, len(values) + 1)
+            label = self.describe() if key == TOTAL else f'{self.weights[key]:g} * {key}'
+            axes.plot(epochs, values, marker='o' if len(values) == 1 else None, label=label)
+            axes.set_title(f'{key} loss')
+            axes.set_xlabel('Epoch')
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+            axes.set_ylabel('Weighted loss (epoch mean)')
+            axes.grid(True)
+            axes.legend()
+            for ext, metadata in (('png', None), ('pdf', {'CreationDate': None})):
+                buffer = io.BytesIO()
+                figure.savefig(buffer, format=ext, metadata=metadata)
+                path = directory / f'loss_{key}.{ext}'
+                utility.atomic_write_bytes(path, buffer.getvalue())
+                written.append(path)
+        return written
