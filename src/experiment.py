@@ -74,10 +74,11 @@ class Experiment:
                 raise utility.UserError(
                     f'cannot resume: {self.dir / CHECKPOINT} does not exist; start the run with '
                     f'--save {args.load} first, or check the name given to --load')
-        elif args.reset and self.dir.exists() and writer:
-            archive = _unique_archive_name(self.dir)
-            shutil.move(str(self.dir), str(archive))
-            print(f'--reset: moved the previous run to {archive}')
+        elif args.reset:
+            if writer and self.dir.exists():
+                archive = _unique_archive_name(self.dir)
+                shutil.move(str(self.dir), str(archive))
+                print(f'--reset: moved the previous run to {archive}')
         elif (not args.test_only and (self.dir / CHECKPOINT).exists()):
             raise utility.UserError(
                 f'{self.dir} already holds a training run; resume it with --load {name}, '

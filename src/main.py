@@ -53,11 +53,13 @@ def run(argv=None):
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
+    # Data, model and loss first: a mistake in them (missing folder, weights file, loss
+    # settings) is reported before the run folder is created or an old one is archived.
+    loader = data.Data(args, rank=rank, world_size=world_size)
+    net = model_pkg.Model(args, device)
+    criterion = None if args.test_only else loss_pkg.Loss(args).to(device)
     exp = Experiment(args, writer=(rank == 0))
     try:
-        loader = data.Data(args, rank=rank, world_size=world_size)
-        net = model_pkg.Model(args, device)
-        criterion = None if args.test_only else loss_pkg.Loss(args).to(device)
         trainer = Trainer(args, loader, net, criterion, exp, device,
                           rank=rank, world_size=world_size)
         if args.test_only:

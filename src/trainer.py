@@ -160,7 +160,13 @@ class Trainer:
                                             str(self.exp.path('checkpoint.pt')))
         self.optimizer.load_state_dict(ckpt['optimizer'])
         self.scheduler.load_state_dict(ckpt['scheduler'])
-        self.loss.load_state_dict(ckpt['loss'])
+        try:
+            self.loss.load_state_dict(ckpt['loss'])
+        except RuntimeError:
+            saved = ckpt.get('args', {}).get('loss', '?')
+            raise utility.UserError(f'the checkpoint was trained with --loss {saved!r}, whose '
+                                    f'state does not fit --loss {self.args.loss!r}; resume '
+                                    f'with the same --loss') from None
         self.loss.load_log_state(ckpt['loss_log'])
         if self.scaler is not None and 'scaler' in ckpt:
             self.scaler.load_state_dict(ckpt['scaler'])
@@ -256,7 +262,7 @@ class Trainer:
                 self.optimizer.step()
             if self.ema is not None:
                 self.ema.update(self.model.get_model())
-            if self.rank == 0:
+            if self.rank == 0 and (batch + 1) % 10 == 0:  # reading values syncs a GPU
                 bar.set_postfix_str(self.loss.display(), refresh=False)
             if (batch + 1) % args.print_every == 0:
                 self.exp.log(f'[{(batch + 1) * args.batch_size}/'
@@ -267,6 +273,10 @@ class Trainer:
         means = self.loss.end_epoch()
         self.error_last = means.get('Total')
         self.scheduler.step()
+        # Terms with an optimiser of their own (GAN discriminators) follow the generator's decay.
+        for term in self.loss.terms.values():
+            if hasattr(term, 'set_lr'):
+                term.set_lr(self.scheduler.get_last_lr()[0])
         self.exp.log(f'[Epoch {epoch}]\t' + '  '.join(f'{k}: {v:.4f}' for k, v in means.items())
                      + f'\t{timer.toc():.1f}s' + (f'\t({skipped_epoch} batches skipped)'
                                                   if skipped_epoch else ''))
