@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 python src/main.py --model EDSR --scale 2 --n_resblocks 4 --n_feats 32 \
     --data_train Sample --data_test Set5 --patch_size 64 --batch_size 16 \
     --epochs 6 --test_every 150 --lr 5e-4 --decay 5 --n_threads 2 \
-    --loss '1*L1+0.1*SSL+1*SPL' --ssl_stride 3 --save demo --reset
+    --loss '1*L1+1000*SSL+1*SPL' --ssl_stride 3 --save demo --reset
 
 # ---------------------------------------------------------------------------------------------
 # Test-only evaluation (bicubic baseline; any model with --pre_train PATH):
