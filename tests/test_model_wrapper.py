@@ -123,9 +123,9 @@ def test_bad_pre_train_file_is_one_line_user_error(tmp_path, content, expected):
 
 
 def test_download_offline_is_one_line_user_error(monkeypatch, tmp_path):
-    def offline(url, **kwargs):
+    def offline(url, dst, **kwargs):
         raise urllib.error.URLError('[Errno -3] Temporary failure in name resolution')
-    monkeypatch.setattr(torch.hub, 'load_state_dict_from_url', offline)
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', offline)
     monkeypatch.setattr(model, 'PRETRAINED_DIR', tmp_path)
     args = option.parse_args(['--model', 'EDSR', '--scale', '2', '--pre_train', 'download'])
     with pytest.raises(utility.UserError) as err:

@@ -187,10 +187,16 @@ def download_pretrained(module, args):
         raise utility.UserError(f'--pre_train download: no published weights are known for '
                                 f'--model {args.model}; give --pre_train PATH instead')
     url = url_for(args)
+    cached = PRETRAINED_DIR / url.rsplit('/', 1)[-1]
     try:
-        weights = torch.hub.load_state_dict_from_url(
-            url, model_dir=str(PRETRAINED_DIR), map_location='cpu', progress=True,
-            check_hash=True, weights_only=True)
+        if not cached.is_file():
+            # download_url_to_file writes a temporary file and renames it when complete
+            # (and, unlike load_state_dict_from_url, prints nothing before it connects).
+            PRETRAINED_DIR.mkdir(parents=True, exist_ok=True)
+            digest = re.search(r'-([a-f0-9]{6,})\.', cached.name)
+            torch.hub.download_url_to_file(url, str(cached), progress=True,
+                                           hash_prefix=digest.group(1) if digest else None)
+        weights = torch.load(cached, map_location='cpu', weights_only=True)
     except OSError as e:  # URLError, HTTPError, timeouts, refused connections
         reason = getattr(e, 'reason', None) or _first_line(e)
         raise utility.UserError(
