@@ -1,0 +1,238 @@
+"""Benchmark of the SSL patch-distance op against the published PyTorch (unfold) formulation.
+
+    python bench/ssl_op.py                 # both cases, op and unfold side by side
+    python bench/ssl_op.py --skip_unfold   # op only (the unfold runs take ~10 s and ~4 GB)
+    python bench/ssl_op.py --train         # also the SSL loss on a 16x3x96x96 training batch
+
+Cases (search 25, window 9, images in [0, 1] as the loss passes them):
+  random : 1x3x128x128 noise, 10% of the pixels masked (1,638), fixed seed
+  edges  : 128x128 crop of dataset/benchmark/Set5/HR/butterfly.png, its edge mask
+           (threshold 20, stride 1)
+Each (case, method) runs in a fresh subprocess: one first forward+backward gives the peak
+memory (and is timed: "first run ms", it pays the page faults of fresh memory), then
+--repeat further runs give the time "ms" (median, wall clock).
+Peak memory is the process's peak resident set (ru_maxrss) after the cold run minus its
+resident set just before it: everything the run touched (torch tensors, the op's C++
+buffers, allocator slack), an upper bound when an earlier transient peak was higher.
+tracemalloc would miss torch's allocations, the torch profiler the op's own buffers.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / 'src'))
+
+SEARCH, WINDOW = 25, 9
+BUTTERFLY = REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR' / 'butterfly.png'
+CASES = {
+    'random': '10% random mask, 1x3x128x128',
+    'edges': 'butterfly.png 128x128 crop, edge mask',
+}
+
+
+def make_case(name):
+    """(image [1, 3, 128, 128] in [0, 1], bool mask [1, 1, 128, 128])."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    if name == 'random':
+        gen = torch.Generator().manual_seed(0)
+        image = torch.rand(1, 3, 128, 128, generator=gen)
+        mask = torch.zeros(128 * 128, dtype=torch.bool)
+        mask[torch.randperm(128 * 128, generator=gen)[:1638]] = True
+        return image, mask.view(1, 1, 128, 128)
+    from loss.ssl import edge_mask
+    rgb = np.array(Image.open(BUTTERFLY).convert('RGB'))[64:192, 64:192]
+    hr = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
+    return hr / 255, edge_mask(hr)
+
+
+def unfold_distances(image, mask, search=SEARCH, window=WINDOW):
+    """The published PyTorch mode for one image: unfold every search square, keep the masked
+    ones, unfold every window inside them (zero padding = windows leaving the square count
+    as 0), squared difference to the centre window summed over channels and window."""
+    import torch.nn.functional as F
+
+    _, c, _, _ = image.shape
+    p, ss = search // 2, search * search
+    squares = F.unfold(F.pad(image, (p, p, p, p), mode='reflect'), search)  # [1, C*S*S, H*W]
+    index = mask.reshape(-1).nonzero().squeeze(1)
+    n = index.numel()
+    squares = squares[0, :, index].reshape(c, ss, n).permute(0, 2, 1)
+    squares = squares.reshape(1, c * n, search, search)
+    windows = F.unfold(squares, window, padding=window // 2)  # [1, C*N*W*W, S*S]
+    windows = windows.reshape(c, n, window * window, ss).permute(1, 0, 2, 3)
+    windows = windows.reshape(n, c * window * window, ss)
+    centre = windows[:, :, ss // 2:ss // 2 + 1]
+    return ((windows - centre) ** 2).sum(1)
+
+
+def _rss_bytes():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+def worker(case, method, repeat, out_file):
+    """Runs in a fresh process; writes its figures (and D, dimage) to out_file."""
+    import torch
+    from loss.ssl_cuda import patch_distances
+
+    image, mask = make_case(case)
+    gen = torch.Generator().manual_seed(1)
+    upstream = torch.randn(int(mask.sum()), SEARCH * SEARCH, generator=gen)
+    fn = patch_distances if method == 'op' else unfold_distances
+
+    def run(img=image, m=mask, up=upstream):
+        x = img.clone().requires_grad_()
+        d = fn(x, m, SEARCH, WINDOW)
+        d.backward(up)
+        return d.detach(), x.grad
+
+    # One-time start-up outside the measurement (loading the op, the thread pool, the
+    # autograd engine), on a small input so that its freed memory hides little.
+    small = mask[..., :48, :48].clone()
+    small.view(-1)[::11] = True
+    run(image[..., :48, :48], small, torch.ones(int(small.sum()), SEARCH * SEARCH))
+
+    rss_before = _rss_bytes()
+    start = time.perf_counter()
+    d, grad = run()
+    cold_ms = (time.perf_counter() - start) * 1e3
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - start) * 1e3)
+    torch.save({'d': d, 'grad': grad}, out_file + '.pt')
+    Path(out_file).write_text(json.dumps({
+        'n': int(mask.sum()), 'cold_ms': cold_ms,
+        'ms': statistics.median(times) if times else cold_ms,
+        'extra_mb': max(0, peak - rss_before) / 2 ** 20, 'threads': torch.get_num_threads()}))
+
+
+def measure(case, method, repeat, threads, tmp):
+    out = os.path.join(tmp, f'{case}_{method}.json')
+    cmd = [sys.executable, __file__, '--worker', case, method, '--repeat', str(repeat),
+           '--out', out]
+    if threads:
+        cmd += ['--threads', str(threads)]
+    subprocess.run(cmd, check=True)
+    return json.loads(Path(out).read_text()), out + '.pt'
+
+
+def train_batch_figures(repeat):
+    """SSL loss (edge mask, both op calls, arithmetic, backward) on a 16x3x96x96 batch of
+    Set5 crops with stride 3, as in training; also the op alone."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from loss.ssl import SSL, edge_mask
+    from loss.ssl_cuda import patch_distances
+
+    gen = torch.Generator().manual_seed(0)
+    images = [np.array(Image.open(p).convert('RGB'))
+              for p in sorted(BUTTERFLY.parent.glob('*.png'))]
+    crops = []
+    for i in range(16):
+        img = images[i % len(images)]
+        y = int(torch.randint(0, img.shape[0] - 96, (1,), generator=gen))
+        x = int(torch.randint(0, img.shape[1] - 96, (1,), generator=gen))
+        crops.append(torch.from_numpy(img[y:y + 96, x:x + 96].copy()).permute(2, 0, 1).float())
+    hr = torch.stack(crops)
+    sr = hr + 5 * torch.randn(hr.shape, generator=gen)
+    criterion = SSL(stride=3)
+    mask = edge_mask(hr, stride=3)
+
+    def timed(f):
+        f()
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            f()
+            times.append((time.perf_counter() - start) * 1e3)
+        return statistics.median(times)
+
+    def loss_step():
+        x = sr.clone().requires_grad_()
+        criterion(x, hr).backward()
+
+    def op_step():
+        x = (sr / 255).requires_grad_()
+        d = patch_distances(x, mask, SEARCH, WINDOW)
+        d.backward(torch.ones_like(d))
+
+    return {'n': int(mask.sum()), 'mask_ms': timed(lambda: edge_mask(hr, stride=3)),
+            'op_ms': timed(op_step), 'loss_ms': timed(loss_step)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--repeat', type=int, default=5, help='warm runs timed per method')
+    parser.add_argument('--unfold_repeat', type=int, default=1,
+                        help='warm runs of the unfold formulation (0: time the cold run)')
+    parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
+    parser.add_argument('--skip_unfold', action='store_true', help='measure the op only')
+    parser.add_argument('--train', action='store_true',
+                        help='also time the SSL loss on a 16x3x96x96 training batch')
+    parser.add_argument('--cuda', action='store_true',
+                        help='GPU figures (not written yet; says whether CUDA is available)')
+    parser.add_argument('--worker', nargs=2, metavar=('CASE', 'METHOD'), help=argparse.SUPPRESS)
+    parser.add_argument('--out', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    if args.worker:
+        worker(*args.worker, args.repeat, args.out)
+        return 0
+    if args.cuda:
+        import torch
+        if not torch.cuda.is_available():
+            print('CUDA is unavailable here (torch.cuda.is_available() is False); '
+                  'run without --cuda for the CPU figures')
+        else:
+            print('the CUDA benchmark is not written yet; run without --cuda for the CPU figures')
+        return 0
+
+    import torch
+    print(f'torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads, '
+          f'{os.cpu_count()} CPUs; search {SEARCH}, window {WINDOW}; forward+backward')
+    print(f'{"case":40s} {"N":>5s} {"method":>7s} {"ms":>10s} {"extra peak MB":>14s} '
+          f'{"first run ms":>13s}')
+    with tempfile.TemporaryDirectory() as tmp:
+        for case, title in CASES.items():
+            op, op_file = measure(case, 'op', args.repeat, args.threads, tmp)
+            print(f'{title:40s} {op["n"]:5d} {"op":>7s} {op["ms"]:10.1f} {op["extra_mb"]:14.1f} '
+                  f'{op["cold_ms"]:13.1f}')
+            if args.skip_unfold:
+                continue
+            un, un_file = measure(case, 'unfold', args.unfold_repeat, args.threads, tmp)
+            print(f'{"":40s} {"":5s} {"unfold":>7s} {un["ms"]:10.1f} {un["extra_mb"]:14.1f} '
+                  f'{un["cold_ms"]:13.1f}')
+            a, b = torch.load(op_file), torch.load(un_file)
+            d_err = ((a['d'] - b['d']).abs().max() / b['d'].abs().max()).item()
+            g_err = ((a['grad'] - b['grad']).abs().max() / b['grad'].abs().max()).item()
+            print(f'{"":40s} {"":5s} {"ratio":>7s} {un["ms"] / op["ms"]:9.0f}x '
+                  f'{un["extra_mb"] / max(op["extra_mb"], 0.1):13.0f}x   '
+                  f'(max rel. difference op vs unfold: D {d_err:.1e}, grad {g_err:.1e})')
+    if args.train:
+        t = train_batch_figures(args.repeat)
+        print(f'training batch 16x3x96x96 (Set5 crops), edge mask stride 3, N = {t["n"]}: '
+              f'edge mask {t["mask_ms"]:.1f} ms, op forward+backward {t["op_ms"]:.1f} ms, '
+              f'SSL loss forward+backward {t["loss_ms"]:.1f} ms')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

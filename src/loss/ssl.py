@@ -1,0 +1,115 @@
+"""Self-similarity loss (SSL, Chen et al., ACM MM 2024): --loss term ``SSL``.
+
+For the edge pixels of the HR image (``edge_mask``), the SR and HR images each give a
+self-similarity graph over the pixel's search square; the loss compares the two graphs:
+
+    D = patch_distances(image / rgb_range, mask, search, window)    # loss.ssl_cuda
+    S = exp(-D / (C * window^2) / sigma), then S / (row sum + 1e-10) unless normalize=False
+    loss = mean |S_sr - S_hr| + kl * kl_div(log S_sr, S_hr, 'mean')  (both clamped at 1e-10)
+
+The HR graph carries no gradient. A batch without an edge pixel gives 0 (still connected
+to the SR graph, so backward works).
+"""
+import torch
+import torch.nn as nn
+
+import utility
+from loss.ssl_cuda import graph_loss, patch_distances
+
+# PIL's convert('L') weights (ITU-R 601-2 luma in 16-bit fixed point).
+_LUMA = (19595, 38470, 7471)
+
+
+def _neighbour_index(n, device):
+    """Indices of the previous and next row/column with OpenCV's reflect-101 border."""
+    i = torch.arange(n, device=device)
+    prev = (i - 1).abs()  # -1 -> 1
+    nxt = n - 1 - (n - 2 - i).abs()  # n -> n - 2
+    if n == 1:  # reflect-101 of a single pixel is the pixel itself
+        prev, nxt = i, i
+    return prev, nxt
+
+
+def edge_mask(hr, rgb_range=255, threshold=20, stride=1):
+    """Edge pixels of an HR batch, as in the published SSL pipeline.
+
+    hr: [B, C, H, W] with C = 3 (RGB) or 1 (gray), values in [0, rgb_range], any device.
+    Steps: values -> 8 bit (x * 255 / rgb_range, clamped to [0, 255], rounded half to
+    even like ``torch.round``: the grid of metrics.quantize; exact for 8-bit data);
+    gray as PIL convert('L'): (R*19595 + G*38470 + B*7471 + 32768) >> 16; 3x3 Laplacian
+    [[0,1,0],[1,-4,1],[0,1,0]] with reflect-101 borders, saturated to 0..255 like OpenCV's
+    CV_8U output.
+    Returns bool [B, 1, H, W]: response > threshold, and (row - col) % stride == 0.
+    """
+    if hr.dim() != 4 or hr.shape[1] not in (1, 3):
+        raise ValueError(f'edge_mask: hr must be [B, 3 or 1, H, W], got {tuple(hr.shape)}')
+    if not isinstance(stride, int) or stride < 1:
+        raise ValueError(f'edge_mask: stride must be a positive int, got {stride!r}')
+    _, c, h, w = hr.shape
+    with torch.no_grad():
+        v = (hr.detach().float() * (255.0 / rgb_range)).clamp_(0, 255).round_().to(torch.int32)
+        if c == 3:
+            gray = (v[:, 0] * _LUMA[0] + v[:, 1] * _LUMA[1] + v[:, 2] * _LUMA[2] + 32768) >> 16
+        else:
+            gray = v[:, 0]
+        up, down = _neighbour_index(h, hr.device)
+        left, right = _neighbour_index(w, hr.device)
+        lap = (gray[:, up] + gray[:, down] + gray[:, :, left] + gray[:, :, right] - 4 * gray)
+        mask = lap.clamp_(0, 255) > threshold
+        if stride > 1:
+            r = torch.arange(h, device=hr.device)[:, None]
+            col = torch.arange(w, device=hr.device)[None, :]
+            mask &= (r - col) % stride == 0
+    return mask[:, None]
+
+
+class SSL(nn.Module):
+    """Self-similarity loss between SR and HR batches [B, C, H, W] in [0, rgb_range].
+
+    search, window: odd sizes of the search square and of the compared patches
+    (window <= search; images need at least search // 2 + 1 pixels per side).
+    sigma: bandwidth of exp(-mean squared patch difference / sigma), images in [0, 1].
+    threshold, stride: edge mask (see ``edge_mask``). kl: weight of the KL part.
+    normalize: row-normalise the graphs. Returns a scalar tensor.
+    """
+
+    def __init__(self, search=25, window=9, sigma=0.004, threshold=20, stride=1, kl=1.0,
+                 normalize=True, rgb_range=255):
+        super().__init__()
+        for name, v in (('search', search), ('window', window)):
+            if not isinstance(v, int) or v < 1 or v % 2 == 0:
+                raise utility.UserError(f'SSL {name} must be a positive odd number, got {v!r}')
+        if window > search:
+            raise utility.UserError(f'SSL window {window} is larger than the search square '
+                                    f'{search}; use --ssl_window <= --ssl_search')
+        if not sigma > 0:
+            raise utility.UserError(f'SSL sigma must be > 0, got {sigma}; set --ssl_sigma')
+        if not isinstance(stride, int) or stride < 1:
+            raise utility.UserError(f'SSL stride must be a positive int, got {stride!r}')
+        self.search, self.window, self.sigma = search, window, float(sigma)
+        self.threshold, self.stride, self.kl = threshold, stride, float(kl)
+        self.normalize, self.rgb_range = bool(normalize), rgb_range
+
+    def extra_repr(self):
+        return (f'search={self.search}, window={self.window}, sigma={self.sigma}, '
+                f'threshold={self.threshold}, stride={self.stride}, kl={self.kl}, '
+                f'normalize={self.normalize}, rgb_range={self.rgb_range}')
+
+    def forward(self, sr, hr):
+        hr = hr.detach()
+        mask = edge_mask(hr, self.rgb_range, self.threshold, self.stride)
+        scale = 1.0 / self.rgb_range
+        d_sr = patch_distances(sr * scale, mask, self.search, self.window)
+        if d_sr.shape[0] == 0:
+            return d_sr.sum()  # 0, connected to sr
+        with torch.no_grad():
+            d_hr = patch_distances(hr * scale, mask, self.search, self.window)
+        return graph_loss(d_sr, d_hr, sr.shape[1], self.window, self.sigma, self.normalize,
+                          self.kl)
+
+
+def make_loss(args):
+    """SSL from parsed args: --ssl_search/window/sigma/threshold/stride/kl/no_norm, --rgb_range."""
+    return SSL(search=args.ssl_search, window=args.ssl_window, sigma=args.ssl_sigma,
+               threshold=args.ssl_threshold, stride=args.ssl_stride, kl=args.ssl_kl,
+               normalize=not args.ssl_no_norm, rgb_range=args.rgb_range)

@@ -1,0 +1,116 @@
+"""Patch distances of the self-similarity loss (SSL), as a compiled op.
+
+``patch_distances(image, mask, search, window)`` returns, for every masked pixel m (rows in
+the order of ``torch.nonzero(mask)``: batch, row, column) and every offset d of the
+search x search square (row-major, offset (-P, -P) first, P = search // 2)::
+
+    D[m, d] = sum_c sum_k (A[m+k] - in(d+k) * A[m+d+k])^2
+
+with A the image reflect-padded by P, k the window x window offsets, and in(v) = 1 when
+both components of v lie within +-P, else 0 (window pixels that leave the search square
+count as zero, as in the published implementations). The op works on the values it is
+given; the SSL loss passes images scaled to [0, 1].
+
+C++ kernel on CPU (parallel, deterministic), CUDA kernel on GPU; built on first use
+(see _build.py). ``reference.patch_distances_reference`` is the slow pure-PyTorch oracle.
+``graph`` and ``graph_loss`` (graph.py) turn distances into the SSL graphs and loss.
+"""
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+import utility
+
+from . import _build
+from .graph import graph, graph_loss
+
+
+class _PatchDistances(torch.autograd.Function):
+    """D from the padded image; the gradient goes to the padded image (F.pad folds it)."""
+
+    @staticmethod
+    def forward(ctx, padded, pos, search, window):
+        ext = _build.load()
+        with _on_device(padded):
+            out = ext.forward(padded, pos, search, window, _stream(padded))
+        ctx.save_for_backward(padded, pos)
+        ctx.search, ctx.window = search, window
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        padded, pos = ctx.saved_tensors
+        ext = _build.load()
+        with _on_device(padded):
+            grad_padded = ext.backward(padded, pos, grad.to(padded.dtype).contiguous(),
+                                       ctx.search, ctx.window, _stream(padded))
+        return grad_padded, None, None, None
+
+
+def _on_device(t):
+    """Makes t's GPU the current one while its kernels are launched (no-op on CPU)."""
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
+def _stream(t):
+    """The current CUDA stream of t's device as an integer (0 on CPU)."""
+    if t.is_cuda:
+        return torch.cuda.current_stream(t.device).cuda_stream
+    return 0
+
+
+def _check(image, mask, search, window):
+    if not isinstance(image, torch.Tensor) or image.dim() != 4:
+        raise ValueError('patch_distances: image must be a [B, C, H, W] tensor')
+    if not image.is_floating_point():
+        raise TypeError(f'patch_distances: image must be floating point, got {image.dtype}')
+    b, _, h, w = image.shape
+    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != (b, 1, h, w):
+        got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f'patch_distances: mask must be [B, 1, H, W] = {(b, 1, h, w)}, got {got}')
+    if mask.device != image.device:
+        raise ValueError(f'patch_distances: mask on {mask.device}, image on {image.device}')
+    for name, v in (('search', search), ('window', window)):
+        if not isinstance(v, int) or v < 1 or v % 2 == 0:
+            raise ValueError(f'patch_distances: {name} must be a positive odd int, got {v!r}')
+    if window > search:
+        raise utility.UserError(f'SSL window {window} is larger than the search square {search}; '
+                                'use --ssl_window <= --ssl_search')
+    need = search // 2 + 1
+    if h < need or w < need:
+        raise utility.UserError(
+            f'SSL needs images of at least search//2+1 = {need} pixels per side for search '
+            f'{search}, got {h}x{w}; use a smaller --ssl_search or a larger --patch_size')
+
+
+def patch_distances(image, mask, search=25, window=9):
+    """Squared patch distances between each masked pixel's window and its search square.
+
+    image: [B, C, H, W] floating point, any strides, any device with a kernel (CPU, CUDA).
+        float64 is computed in float64; float32, float16 and bfloat16 in float32.
+    mask: [B, 1, H, W] bool or numbers 0/1, on the image's device.
+    search, window: odd sizes, window <= search; H, W >= search // 2 + 1.
+    Returns [N, search * search] (N = number of masked pixels), float64 for float64 input
+    and float32 otherwise (half precision cannot hold these sums), differentiable with
+    respect to ``image``. In the units of image values squared; >= 0.
+    """
+    _check(image, mask, search, window)
+    if image.device.type != 'cpu' and not (image.is_cuda and _build.load().has_cuda()):
+        raise utility.UserError(
+            f'the SSL op has no kernel for {image.device} in this build (CUDA kernels are '
+            'built only when torch has CUDA and the CUDA toolkit is installed); install the '
+            'CUDA toolkit (nvcc) or train on the CPU')
+    if mask.dtype != torch.bool:
+        if ((mask != 0) & (mask != 1)).any():
+            raise ValueError('patch_distances: a numeric mask must hold only 0 and 1')
+    pos = torch.nonzero(mask[:, 0]).contiguous()
+    work = image if image.dtype in (torch.float32, torch.float64) else image.float()
+    p = search // 2
+    padded = F.pad(work, (p, p, p, p), mode='reflect') if p else work
+    return _PatchDistances.apply(padded.contiguous(), pos, search, window)
+
+
+__all__ = ['patch_distances', 'graph', 'graph_loss']

@@ -1,0 +1,456 @@
+// CPU kernel of the SSL patch-distance op (forward and backward).
+//
+// Definition (see __init__.py): for a masked pixel m and an offset d of the search square,
+//   D[m, d] = sum_c sum_k (A[m+k] - in(d+k) * A[m+d+k])^2,
+// where A is the reflect-padded image and in(v) = 1 iff |v_y|, |v_x| <= P (P = search/2).
+//
+// For a fixed offset d, in(d+k) only depends on k, and keeps k inside a rectangle
+// R_d = [ky0, ky1] x [kx0, kx1] of the window. So
+//   D[m, d] = sum_{k in R_d} E_d[m+k] + sum_{k not in R_d} Sq[m+k],
+//   E_d[x] = sum_c (A[x] - A[x+d])^2,   Sq[x] = sum_c A[x]^2.
+// E_d is shared by every masked pixel, so the work for one offset is one pass over the
+// masked pixels' bounding box (E_d), a vertical box sum at the masked rows and a
+// window-wide horizontal sum per masked pixel: the cost grows with the area the mask
+// covers, not with (masked pixels x window area). Every sum is taken directly (no running sums with
+// subtraction), so each D is a sum of non-negative terms and keeps full float precision.
+//
+// Work is split into bands of kBandRows image rows of one image. Bands run in parallel;
+// the forward writes disjoint output rows, the backward accumulates into a private buffer
+// per band and the buffers are added in a fixed order, so results do not depend on the
+// number of threads.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <numeric>
+#include <vector>
+
+namespace ssl_ops {
+namespace {
+
+constexpr int64_t kBandRows = 32;
+// Below this many (pixel, offset) pairs the work stays on the calling thread: waking the
+// thread pool costs more than it saves (and much more on an oversubscribed machine).
+constexpr int64_t kMinParallelPairs = 1 << 15;
+
+struct Dims {
+  int64_t C, Hp, Wp;  // channels and padded size
+  int64_t S, P, K;    // search size, search radius, window radius
+};
+
+// Masked pixels [q0, q1) (indices into pos and output rows) of one image row.
+struct Row {
+  int64_t r, q0, q1, cmin, cmax;
+};
+
+struct Band {
+  int64_t b, q0, q1;
+};
+
+std::vector<Band> split_bands(const int64_t* pos, int64_t n) {
+  std::vector<Band> bands;
+  for (int64_t q = 0; q < n; ++q) {
+    const int64_t b = pos[3 * q], band = pos[3 * q + 1] / kBandRows;
+    if (!bands.empty() && bands.back().b == b &&
+        pos[3 * bands.back().q0 + 1] / kBandRows == band) {
+      bands.back().q1 = q + 1;
+    } else {
+      bands.push_back({b, q, q + 1});
+    }
+  }
+  return bands;
+}
+
+// Where a band's masked pixels lie. "Region" is their bounding box grown by the window
+// radius K: the pixels any window of the band touches.
+struct Layout {
+  std::vector<Row> rows;
+  int64_t rlo, rhi, clo, chi;
+  int64_t RH, RW;  // region size
+  int64_t Y0, X0;  // padded coordinates of the region origin
+
+  Layout(const int64_t* pos, const Band& band, const Dims& g) {
+    clo = pos[3 * band.q0 + 2];
+    chi = clo;
+    for (int64_t q = band.q0; q < band.q1; ++q) {
+      const int64_t r = pos[3 * q + 1], c = pos[3 * q + 2];
+      if (rows.empty() || rows.back().r != r) rows.push_back({r, q, q, c, c});
+      Row& row = rows.back();
+      row.q1 = q + 1;
+      row.cmin = std::min(row.cmin, c);
+      row.cmax = std::max(row.cmax, c);
+      clo = std::min(clo, c);
+      chi = std::max(chi, c);
+    }
+    rlo = rows.front().r;
+    rhi = rows.back().r;
+    RH = rhi - rlo + 1 + 2 * g.K;
+    RW = chi - clo + 1 + 2 * g.K;
+    Y0 = rlo + g.P - g.K;
+    X0 = clo + g.P - g.K;
+  }
+  // Region row of a row's window centre, region column of a pixel's window centre.
+  int64_t ci(const Row& row, const Dims& g) const { return row.r - rlo + g.K; }
+  int64_t cj(int64_t col, const Dims& g) const { return col - clo + g.K; }
+};
+
+// The part [k0, k1] of the window offsets -K..K that stays inside the search square for the
+// offset component dd (in() of the definition).
+inline void clip_window(int64_t dd, const Dims& g, int64_t& k0, int64_t& k1) {
+  k0 = std::max(-g.K, -g.P - dd);
+  k1 = std::min(g.K, g.P - dd);
+}
+
+// Region rows that some masked row's clipped window [ky0, ky1] covers.
+void mark_needed_rows(const Layout& L, const Dims& g, int64_t ky0, int64_t ky1,
+                      std::vector<char>& need) {
+  std::fill(need.begin(), need.end(), 0);
+  for (const Row& row : L.rows) {
+    const int64_t ci = L.ci(row, g);
+    for (int64_t ky = ky0; ky <= ky1; ++ky) need[ci + ky] = 1;
+  }
+}
+
+// Sq[i][j] = sum_c A[c][Y0+i][X0+j]^2 over the region.
+template <typename T>
+std::vector<T> region_squares(const T* Aorg, const Layout& L, const Dims& g) {
+  std::vector<T> sq(L.RH * L.RW, T(0));
+  for (int64_t c = 0; c < g.C; ++c) {
+    for (int64_t i = 0; i < L.RH; ++i) {
+      const T* __restrict__ a = Aorg + c * g.Hp * g.Wp + i * g.Wp;
+      T* __restrict__ s = sq.data() + i * L.RW;
+      for (int64_t j = 0; j < L.RW; ++j) s[j] += a[j] * a[j];
+    }
+  }
+  return sq;
+}
+
+// out[j0 .. j0 + NB) = sum_{t < n} base[t * stride + j]: NB columns summed in registers
+// (several independent vector chains), rows added in order.
+template <typename T, int64_t NB>
+inline void sum_block(const T* base, int64_t stride, int64_t n, int64_t j0, T* __restrict__ out) {
+  T acc[NB];
+  for (int64_t l = 0; l < NB; ++l) acc[l] = base[j0 + l];
+  for (int64_t t = 1; t < n; ++t) {
+    const T* __restrict__ row = base + t * stride + j0;
+    for (int64_t l = 0; l < NB; ++l) acc[l] += row[l];
+  }
+  for (int64_t l = 0; l < NB; ++l) out[j0 + l] = acc[l];
+}
+
+// out[j] = sum_{t < n} base[t * stride + j] for j in [j0, j1], n >= 1, rows added in order.
+template <typename T>
+inline void sum_rows(const T* base, int64_t stride, int64_t n, int64_t j0, int64_t j1,
+                     T* __restrict__ out) {
+  constexpr int64_t V = 64 / sizeof(T), B = 4 * V;  // one vector, four vectors
+  int64_t j = j0;
+  for (; j + B <= j1 + 1; j += B) sum_block<T, B>(base, stride, n, j, out);
+  if (j1 - j0 + 1 >= V) {  // rest in vectors, the last one overlapping (same values)
+    for (; j <= j1; j += V) sum_block<T, V>(base, stride, n, std::min(j, j1 + 1 - V), out);
+    return;
+  }
+  for (; j <= j1; ++j) {
+    T s = base[j];
+    for (int64_t t = 1; t < n; ++t) s += base[t * stride + j];
+    out[j] = s;
+  }
+}
+
+// er[j] = sum_c (a_c[j] - a_c[j + shift])^2 for j in [j0, j1] (channel planes `plane` apart).
+template <typename T>
+inline void diff_squares(const T* a, int64_t plane, int64_t C, int64_t shift, int64_t j0,
+                         int64_t j1, T* __restrict__ er) {
+  if (C == 3) {
+    const T* __restrict__ a0 = a;
+    const T* __restrict__ a1 = a + plane;
+    const T* __restrict__ a2 = a + 2 * plane;
+    for (int64_t j = j0; j <= j1; ++j) {
+      const T t0 = a0[j] - a0[j + shift], t1 = a1[j] - a1[j + shift], t2 = a2[j] - a2[j + shift];
+      er[j] = t0 * t0 + t1 * t1 + t2 * t2;
+    }
+    return;
+  }
+  const T* __restrict__ a0 = a;
+  for (int64_t j = j0; j <= j1; ++j) {
+    const T t = a0[j] - a0[j + shift];
+    er[j] = t * t;
+  }
+  for (int64_t c = 1; c < C; ++c) {
+    const T* __restrict__ ac = a + c * plane;
+    for (int64_t j = j0; j <= j1; ++j) {
+      const T t = ac[j] - ac[j + shift];
+      er[j] += t * t;
+    }
+  }
+}
+
+template <typename T>
+void forward_band(const T* A, const int64_t* pos, T* out, const Dims& g, const Band& band) {
+  const Layout L(pos, band, g);
+  const int64_t K = g.K, S = g.S, SS = S * S, RW = L.RW, plane = g.Hp * g.Wp;
+  const int64_t nu = static_cast<int64_t>(L.rows.size());
+  const T* Aorg = A + band.b * g.C * plane + L.Y0 * g.Wp + L.X0;
+
+  const int64_t np = band.q1 - band.q0;
+  const std::vector<T> sq = region_squares(Aorg, L, g);
+  // D is built offset-major (contiguous per offset) and transposed into out at the end.
+  std::vector<T> e(L.RH * RW), vsin(nu * RW), v(RW), outsum(np), local(SS * np);
+  std::vector<char> need(L.RH);
+
+  for (int64_t iy = 0; iy < S; ++iy) {
+    const int64_t dy = iy - g.P;
+    int64_t ky0, ky1;
+    clip_window(dy, g, ky0, ky1);
+    // Parts of the window that depend on dy only: column sums of Sq over the rows kept
+    // (vsin) and, per pixel, the Sq sum over the rows cut off (outsum).
+    for (int64_t u = 0; u < nu; ++u) {
+      const Row& row = L.rows[u];
+      const int64_t ci = L.ci(row, g), j0 = row.cmin - L.clo, j1 = row.cmax - L.clo + 2 * K;
+      sum_rows(sq.data() + (ci + ky0) * RW, RW, ky1 - ky0 + 1, j0, j1, vsin.data() + u * RW);
+      for (int64_t q = row.q0; q < row.q1; ++q) {
+        const int64_t cj = L.cj(pos[3 * q + 2], g);
+        T o = 0;
+        for (int64_t ky = -K; ky <= K; ++ky) {
+          if (ky >= ky0 && ky <= ky1) continue;
+          const T* s = sq.data() + (ci + ky) * RW + cj;
+          for (int64_t kx = -K; kx <= K; ++kx) o += s[kx];
+        }
+        outsum[q - band.q0] = o;
+      }
+    }
+    mark_needed_rows(L, g, ky0, ky1, need);
+
+    for (int64_t ix = 0; ix < S; ++ix) {
+      const int64_t dx = ix - g.P, d = iy * S + ix, shift = dy * g.Wp + dx;
+      int64_t kx0, kx1;
+      clip_window(dx, g, kx0, kx1);
+      const int64_t jlo = K + kx0, jhi = RW - 1 - K + kx1;
+      // E_d on the rows and columns the clipped windows read.
+      for (int64_t i = 0; i < L.RH; ++i) {
+        if (need[i]) diff_squares(Aorg + i * g.Wp, plane, g.C, shift, jlo, jhi, e.data() + i * RW);
+      }
+      for (int64_t u = 0; u < nu; ++u) {
+        const Row& row = L.rows[u];
+        const int64_t ci = L.ci(row, g);
+        const int64_t j0 = row.cmin - L.clo + K + kx0, j1 = row.cmax - L.clo + K + kx1;
+        sum_rows(e.data() + (ci + ky0) * RW, RW, ky1 - ky0 + 1, j0, j1, v.data());
+        const T* vv = v.data();
+        const T* vs = vsin.data() + u * RW;
+        for (int64_t q = row.q0; q < row.q1; ++q) {
+          const int64_t cj = L.cj(pos[3 * q + 2], g);
+          T acc = outsum[q - band.q0];
+          for (int64_t kx = -K; kx < kx0; ++kx) acc += vs[cj + kx];
+          for (int64_t kx = kx0; kx <= kx1; ++kx) acc += vv[cj + kx];
+          for (int64_t kx = kx1 + 1; kx <= K; ++kx) acc += vs[cj + kx];
+          local[d * np + q - band.q0] = acc;
+        }
+      }
+    }
+  }
+  for (int64_t q = 0; q < np; ++q) {
+    T* __restrict__ o = out + (band.q0 + q) * SS;
+    for (int64_t d = 0; d < SS; ++d) o[d] = local[d * np + q];
+  }
+}
+
+// Gradient of sum_{m,d} G[m,d] D[m,d] with respect to the padded image, for one band.
+// ga receives it on the band's reach: padded rows [rlo, rhi + 2P], columns [clo, chi + 2P].
+template <typename T>
+void backward_band(const T* A, const int64_t* pos, const T* G, const Dims& g, const Band& band,
+                   std::vector<T>& ga) {
+  const Layout L(pos, band, g);
+  const int64_t K = g.K, P = g.P, S = g.S, SS = S * S, RH = L.RH, RW = L.RW;
+  const int64_t plane = g.Hp * g.Wp, nu = static_cast<int64_t>(L.rows.size());
+  const int64_t GH = L.rhi - L.rlo + 1 + 2 * P, GW = L.chi - L.clo + 1 + 2 * P;
+  const int64_t gplane = GH * GW, gorg = (P - K) * GW + (P - K);
+  const T* Aorg = A + band.b * g.C * plane + L.Y0 * g.Wp + L.X0;
+
+  ga.assign(g.C * gplane, T(0));
+  // hrow: 2 G[m, d] spread over the clipped window columns, one row per region row (rows
+  // without masked pixels stay 0); gm: its vertical box sum = coefficient of E_d.
+  // wsum: coefficient of Sq (the cut-off window parts), applied once at the end.
+  std::vector<T> hrow(RH * RW, T(0)), gm(RW), tmp(RW), wsum(RH * RW, T(0)), ghsin(nu * RW);
+  const int64_t np = band.q1 - band.q0;
+  std::vector<T> gsout(np), gt(SS * np);  // gt: 2 G offset-major, contiguous per offset
+  for (int64_t q = 0; q < np; ++q) {
+    const T* __restrict__ gq = G + (band.q0 + q) * SS;
+    for (int64_t d = 0; d < SS; ++d) gt[d * np + q] = T(2) * gq[d];
+  }
+  std::vector<char> need(RH);
+
+  for (int64_t iy = 0; iy < S; ++iy) {
+    const int64_t dy = iy - P;
+    int64_t ky0, ky1;
+    clip_window(dy, g, ky0, ky1);
+    std::fill(ghsin.begin(), ghsin.end(), T(0));
+    std::fill(gsout.begin(), gsout.end(), T(0));
+    mark_needed_rows(L, g, ky0, ky1, need);
+
+    for (int64_t ix = 0; ix < S; ++ix) {
+      const int64_t dx = ix - P, d = iy * S + ix;
+      const int64_t shift = dy * g.Wp + dx, gshift = dy * GW + dx;
+      int64_t kx0, kx1;
+      clip_window(dx, g, kx0, kx1);
+      const int64_t jlo = K + kx0, jhi = RW - 1 - K + kx1;
+      for (int64_t u = 0; u < nu; ++u) {
+        const Row& row = L.rows[u];
+        T* hh = hrow.data() + L.ci(row, g) * RW;
+        std::fill(hh + jlo, hh + jhi + 1, T(0));
+        T* gs = ghsin.data() + u * RW;
+        for (int64_t q = row.q0; q < row.q1; ++q) {
+          const T gq = gt[d * np + q - band.q0];
+          const int64_t cj = L.cj(pos[3 * q + 2], g);
+          gsout[q - band.q0] += gq;
+          for (int64_t kx = -K; kx < kx0; ++kx) gs[cj + kx] += gq;
+          for (int64_t kx = kx0; kx <= kx1; ++kx) hh[cj + kx] += gq;
+          for (int64_t kx = kx1 + 1; kx <= K; ++kx) gs[cj + kx] += gq;
+        }
+      }
+      // d/dA of gm[x] * E_d[x]: +t at x and -t at x + d.
+      for (int64_t i = 0; i < RH; ++i) {
+        if (!need[i]) continue;
+        const int64_t t0 = std::max(i - ky1, K), t1 = std::min(i - ky0, RH - 1 - K);
+        sum_rows(hrow.data() + t0 * RW, RW, t1 - t0 + 1, jlo, jhi, gm.data());
+        const T* __restrict__ gmr = gm.data();
+        for (int64_t c = 0; c < g.C; ++c) {
+          const T* __restrict__ a = Aorg + c * plane + i * g.Wp;
+          T* gr = ga.data() + c * gplane + gorg + i * GW;
+          if (dy != 0) {  // the two rows differ: one pass
+            T* __restrict__ g1 = gr;
+            T* __restrict__ g2 = gr + gshift;
+            for (int64_t j = jlo; j <= jhi; ++j) {
+              const T t = gmr[j] * (a[j] - a[j + shift]);
+              g1[j] += t;
+              g2[j] -= t;
+            }
+          } else {  // same row, ranges overlap: two passes
+            T* __restrict__ t = tmp.data();
+            for (int64_t j = jlo; j <= jhi; ++j) t[j] = gmr[j] * (a[j] - a[j + shift]);
+            for (int64_t j = jlo; j <= jhi; ++j) gr[j] += t[j];
+            for (int64_t j = jlo; j <= jhi; ++j) gr[j + dx] -= t[j];
+          }
+        }
+      }
+    }
+    // Cut-off window parts for this dy: rows kept x columns cut (ghsin), rows cut (gsout).
+    for (int64_t u = 0; u < nu; ++u) {
+      const Row& row = L.rows[u];
+      const int64_t ci = L.ci(row, g), j0 = row.cmin - L.clo, j1 = row.cmax - L.clo + 2 * K;
+      const T* __restrict__ gs = ghsin.data() + u * RW;
+      for (int64_t ky = ky0; ky <= ky1; ++ky) {
+        T* __restrict__ w = wsum.data() + (ci + ky) * RW;
+        for (int64_t j = j0; j <= j1; ++j) w[j] += gs[j];
+      }
+      for (int64_t q = row.q0; q < row.q1; ++q) {
+        const T o = gsout[q - band.q0];
+        const int64_t cj = L.cj(pos[3 * q + 2], g);
+        for (int64_t ky = -K; ky <= K; ++ky) {
+          if (ky >= ky0 && ky <= ky1) continue;
+          T* w = wsum.data() + (ci + ky) * RW + cj;
+          for (int64_t kx = -K; kx <= K; ++kx) w[kx] += o;
+        }
+      }
+    }
+  }
+  for (int64_t c = 0; c < g.C; ++c) {
+    for (int64_t i = 0; i < RH; ++i) {
+      const T* __restrict__ a = Aorg + c * plane + i * g.Wp;
+      const T* __restrict__ w = wsum.data() + i * RW;
+      T* __restrict__ gr = ga.data() + c * gplane + gorg + i * GW;
+      for (int64_t j = 0; j < RW; ++j) gr[j] += a[j] * w[j];
+    }
+  }
+}
+
+// Runs f(band index) for every band on the intra-op threads, biggest bands first so the
+// threads finish together. Which thread runs a band does not change its result.
+template <typename F>
+void for_each_band(const std::vector<Band>& bands, int64_t pairs, const F& f) {
+  const int64_t n = static_cast<int64_t>(bands.size());
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) {
+    return bands[x].q1 - bands[x].q0 > bands[y].q1 - bands[y].q0;
+  });
+  std::atomic<int64_t> next{0};
+  const int64_t workers = pairs < kMinParallelPairs
+                              ? 1
+                              : std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n));
+  at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
+    for (int64_t k = next++; k < n; k = next++) f(order[k]);
+  });
+}
+
+Dims make_dims(const at::Tensor& padded, int64_t search, int64_t window) {
+  return {padded.size(1), padded.size(2), padded.size(3), search, search / 2, window / 2};
+}
+
+}  // namespace
+
+at::Tensor forward_cpu(const at::Tensor& padded, const at::Tensor& pos, int64_t search,
+                       int64_t window) {
+  const int64_t n = pos.size(0);
+  at::Tensor out = at::empty({n, search * search}, padded.options());
+  if (n == 0) return out;
+  const Dims g = make_dims(padded, search, window);
+  const int64_t* p = pos.data_ptr<int64_t>();
+  const std::vector<Band> bands = split_bands(p, n);
+  AT_DISPATCH_FLOATING_TYPES(padded.scalar_type(), "ssl_patch_distances_forward_cpu", [&] {
+    const scalar_t* a = padded.data_ptr<scalar_t>();
+    scalar_t* o = out.data_ptr<scalar_t>();
+    for_each_band(bands, n * g.S * g.S,
+                  [&](int64_t k) { forward_band<scalar_t>(a, p, o, g, bands[k]); });
+  });
+  return out;
+}
+
+at::Tensor backward_cpu(const at::Tensor& padded, const at::Tensor& pos, const at::Tensor& grad,
+                        int64_t search, int64_t window) {
+  at::Tensor grad_padded = at::zeros_like(padded);
+  const int64_t n = pos.size(0);
+  if (n == 0) return grad_padded;
+  const Dims g = make_dims(padded, search, window);
+  const int64_t* p = pos.data_ptr<int64_t>();
+  const std::vector<Band> bands = split_bands(p, n);
+  AT_DISPATCH_FLOATING_TYPES(padded.scalar_type(), "ssl_patch_distances_backward_cpu", [&] {
+    const scalar_t* a = padded.data_ptr<scalar_t>();
+    const scalar_t* gr = grad.data_ptr<scalar_t>();
+    std::vector<std::vector<scalar_t>> local(bands.size());
+    for_each_band(bands, n * g.S * g.S,
+                  [&](int64_t k) { backward_band<scalar_t>(a, p, gr, g, bands[k], local[k]); });
+    // Fixed-order reduction: bands of one image in band order; images in parallel.
+    std::vector<int64_t> first(1, 0);
+    for (int64_t k = 1; k < static_cast<int64_t>(bands.size()); ++k) {
+      if (bands[k].b != bands[k - 1].b) first.push_back(k);
+    }
+    first.push_back(static_cast<int64_t>(bands.size()));
+    scalar_t* out = grad_padded.data_ptr<scalar_t>();
+    const int64_t plane = g.Hp * g.Wp;
+    const int64_t images = static_cast<int64_t>(first.size()) - 1;
+    const int64_t grain = n * g.S * g.S < kMinParallelPairs ? images : 1;
+    at::parallel_for(0, images, grain, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        for (int64_t k = first[i]; k < first[i + 1]; ++k) {
+          const Band& band = bands[k];
+          const Layout L(p, band, g);
+          const int64_t GH = L.rhi - L.rlo + 1 + 2 * g.P, GW = L.chi - L.clo + 1 + 2 * g.P;
+          for (int64_t c = 0; c < g.C; ++c) {
+            for (int64_t y = 0; y < GH; ++y) {
+              const scalar_t* __restrict__ src = local[k].data() + (c * GH + y) * GW;
+              scalar_t* __restrict__ dst =
+                  out + (band.b * g.C + c) * plane + (L.rlo + y) * g.Wp + L.clo;
+              for (int64_t x = 0; x < GW; ++x) dst[x] += src[x];
+            }
+          }
+          std::vector<scalar_t>().swap(local[k]);
+        }
+      }
+    });
+  });
+  return grad_padded;
+}
+
+}  // namespace ssl_ops

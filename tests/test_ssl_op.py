@@ -1,0 +1,270 @@
+"""The compiled SSL patch-distance op: values and gradients against the pure-PyTorch oracle,
+gradcheck, input forms, errors, determinism, the CUDA sources and the loader's failure message.
+
+The oracle (loss.ssl_cuda.reference) indexes every term straight from the definition and
+orders rows with torch.nonzero, so agreement also checks the row order.
+"""
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import utility
+from loss.ssl_cuda import _build, patch_distances
+from loss.ssl_cuda.reference import patch_distances_reference
+
+SOURCES = _build.SOURCE_DIR
+BENCH = SOURCES.parents[2] / 'bench' / 'ssl_op.py'
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small tensors: one intra-op thread avoids waking the pool for every op (seconds of
+    waiting on a busy machine). The parallel path is checked against it below."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def random_mask(shape, counts, gen):
+    """Bool mask [B, 1, H, W] with counts[b] random pixels set in image b."""
+    b, _, h, w = shape
+    mask = torch.zeros(b, h * w, dtype=torch.bool)
+    for i, n in enumerate(counts):
+        mask[i, torch.randperm(h * w, generator=gen)[:n]] = True
+    return mask.view(b, 1, h, w)
+
+
+def rel_err(a, b):
+    """max |a - b| / max |b| (0 when both are all zero)."""
+    err = (a.double() - b.double()).abs().max()
+    return 0.0 if err == 0 else (err / b.double().abs().max()).item()
+
+
+# (B, C, H, W, search, window, masked pixels per image)
+CASES = [
+    (2, 3, 20, 23, 7, 3, (40, 11)),
+    (2, 1, 30, 17, 9, 5, (60, 0)),          # an image without a masked pixel
+    (3, 3, 40, 36, 25, 9, (90, 5, 40)),     # the defaults
+    (1, 3, 13, 13, 25, 9, (169,)),          # smallest image for search 25, every pixel
+    (1, 2, 9, 11, 5, 5, (30,)),             # window == search
+    (2, 3, 70, 40, 11, 1, (150, 70)),       # window 1, several row bands
+    (1, 3, 8, 8, 1, 1, (10,)),              # search 1
+    (2, 3, 34, 150, 15, 7, (200, 50)),      # wide
+]
+
+
+@pytest.mark.parametrize('case', CASES, ids=lambda c: 'x'.join(map(str, c[:6])))
+def test_float32_op_matches_float64_oracle(case):
+    b, c, h, w, search, window, counts = case
+    gen = torch.Generator().manual_seed(sum(case[:6]))
+    image = torch.rand(b, c, h, w, generator=gen)
+    mask = random_mask(image.shape, counts, gen)
+
+    x = image.clone().requires_grad_()
+    d = patch_distances(x, mask, search, window)
+    x64 = image.double().requires_grad_()  # same input values, float64 arithmetic
+    ref = patch_distances_reference(x64, mask, search, window)
+    assert d.shape == (sum(counts), search * search) and d.dtype == torch.float32
+    assert rel_err(d, ref) <= 1e-5
+    # every entry, not only the largest: a sum of non-negative terms keeps its precision
+    assert ((d.double() - ref).abs() <= 2e-6 * ref.abs() + 1e-12).all()
+
+    upstream = torch.randn(ref.shape, generator=gen, dtype=torch.float64)
+    d.backward(upstream.float())
+    ref.backward(upstream)
+    assert rel_err(x.grad, x64.grad) <= 1e-4
+
+
+def test_float64_op_equals_oracle():
+    gen = torch.Generator().manual_seed(3)
+    image = torch.rand(2, 3, 26, 31, generator=gen, dtype=torch.float64)
+    mask = random_mask(image.shape, (70, 33), gen)
+    d = patch_distances(image, mask, 13, 5)
+    assert d.dtype == torch.float64
+    assert rel_err(d, patch_distances_reference(image, mask, 13, 5)) < 1e-13
+
+
+@pytest.mark.parametrize('shape, search, window, counts', [
+    ((1, 2, 7, 8), 5, 3, (9,)),
+    ((2, 1, 6, 6), 3, 3, (4, 7)),
+    ((1, 3, 9, 5), 7, 5, (6,)),
+])
+def test_gradcheck_float64(shape, search, window, counts):
+    gen = torch.Generator().manual_seed(1)
+    image = torch.rand(shape, generator=gen, dtype=torch.float64).requires_grad_()
+    mask = random_mask(shape, counts, gen)
+    assert torch.autograd.gradcheck(lambda t: patch_distances(t, mask, search, window), (image,))
+
+
+def test_any_strides_give_the_same_result():
+    gen = torch.Generator().manual_seed(2)
+    base = torch.rand(2, 3, 30, 50, generator=gen)
+    mask = random_mask((2, 1, 30, 25), (40, 60), gen)
+    views = {
+        'contiguous': base[..., ::2].contiguous(),
+        'strided': base[..., ::2],
+        'channels_last': base[..., ::2].contiguous(memory_format=torch.channels_last),
+        'transposed': base[..., ::2].transpose(2, 3).contiguous().transpose(2, 3),
+    }
+    results = {}
+    for name, view in views.items():
+        x = view.detach().requires_grad_()
+        d = patch_distances(x, mask, 9, 3)
+        d.backward(torch.ones_like(d))
+        results[name] = (d, x.grad)
+    d0, g0 = results['contiguous']
+    for name, (d, g) in results.items():
+        assert torch.equal(d, d0), name
+        assert torch.equal(g, g0), name
+
+
+def test_empty_mask_gives_no_rows_and_a_zero_gradient():
+    x = torch.rand(2, 3, 16, 16, requires_grad=True)
+    d = patch_distances(x, torch.zeros(2, 1, 16, 16, dtype=torch.bool), 7, 3)
+    assert d.shape == (0, 49)
+    d.sum().backward()
+    assert torch.equal(x.grad, torch.zeros_like(x))
+
+
+def test_mask_may_be_bool_or_numbers_0_1():
+    gen = torch.Generator().manual_seed(4)
+    image = torch.rand(1, 3, 15, 15, generator=gen)
+    mask = random_mask(image.shape, (30,), gen)
+    d = patch_distances(image, mask, 7, 3)
+    for dtype in (torch.uint8, torch.int64, torch.float32):
+        assert torch.equal(patch_distances(image, mask.to(dtype), 7, 3), d)
+    with pytest.raises(ValueError, match='only 0 and 1'):
+        patch_distances(image, mask.float() * 2, 7, 3)
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_half_precision_inputs_are_computed_in_float32(dtype):
+    gen = torch.Generator().manual_seed(5)
+    image = torch.rand(1, 3, 14, 12, generator=gen).to(dtype)
+    mask = random_mask(image.shape, (25,), gen)
+    x = image.clone().requires_grad_()
+    d = patch_distances(x, mask, 9, 3)
+    assert d.dtype == torch.float32
+    x32 = image.float().requires_grad_()
+    d32 = patch_distances(x32, mask, 9, 3)
+    assert torch.equal(d, d32)
+    d.sum().backward()
+    d32.sum().backward()
+    assert x.grad.dtype == dtype
+    assert torch.equal(x.grad, x32.grad.to(dtype))
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    gen = torch.Generator().manual_seed(6)
+    image = torch.rand(3, 3, 70, 45, generator=gen)
+    mask = random_mask(image.shape, (300, 120, 200), gen)
+    upstream = torch.randn(620, 625, generator=gen)
+    before = torch.get_num_threads()
+    outputs = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            x = image.clone().requires_grad_()
+            d = patch_distances(x, mask, 25, 9)
+            d.backward(upstream)
+            outputs.append((d, x.grad))
+    finally:
+        torch.set_num_threads(before)
+    for d, g in outputs[1:]:
+        assert torch.equal(d, outputs[0][0])
+        assert torch.equal(g, outputs[0][1])
+
+
+def test_image_smaller_than_half_the_search_square_is_a_user_error():
+    mask = torch.ones(1, 1, 12, 30, dtype=torch.bool)
+    with pytest.raises(utility.UserError, match=r'search//2\+1 = 13 .* got 12x30'):
+        patch_distances(torch.rand(1, 3, 12, 30), mask, 25, 9)
+    patch_distances(torch.rand(1, 3, 13, 13), torch.ones(1, 1, 13, 13, dtype=torch.bool), 25, 9)
+
+
+def test_bad_sizes_and_shapes_are_refused():
+    image, mask = torch.rand(1, 3, 20, 20), torch.ones(1, 1, 20, 20, dtype=torch.bool)
+    with pytest.raises(ValueError, match='search must be a positive odd int'):
+        patch_distances(image, mask, 24, 9)
+    with pytest.raises(ValueError, match='window must be a positive odd int'):
+        patch_distances(image, mask, 25, 0)
+    with pytest.raises(utility.UserError, match='window 11 is larger than the search square 9'):
+        patch_distances(image, mask, 9, 11)
+    with pytest.raises(ValueError, match=r'mask must be \[B, 1, H, W\]'):
+        patch_distances(image, mask[:, :, :10], 9, 3)
+    with pytest.raises(TypeError, match='floating point'):
+        patch_distances((image * 255).to(torch.uint8), mask, 9, 3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_cuda_matches_cpu():
+    gen = torch.Generator().manual_seed(7)
+    for dtype in (torch.float32, torch.float64):
+        image = torch.rand(3, 3, 48, 40, generator=gen, dtype=dtype)
+        mask = random_mask(image.shape, (200, 0, 90), gen)
+        upstream = torch.randn(290, 625, generator=gen, dtype=dtype)
+        xc = image.clone().requires_grad_()
+        dc = patch_distances(xc, mask, 25, 9)
+        dc.backward(upstream)
+        xg = image.cuda().requires_grad_()
+        dg = patch_distances(xg, mask.cuda(), 25, 9)
+        dg.backward(upstream.cuda())
+        assert rel_err(dg.cpu(), dc) <= 1e-5
+        assert rel_err(xg.grad.cpu(), xc.grad) <= 1e-4
+
+
+@pytest.mark.skipif(shutil.which('nvcc') is None, reason='nvcc is not installed')
+def test_cuda_kernels_compile_alone_with_nvcc(tmp_path):
+    out = tmp_path / 'ssl_kernels.o'
+    run = subprocess.run(['nvcc', '-c', str(SOURCES / _build.CUDA_SOURCE), '-o', str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert out.stat().st_size > 0
+
+
+def test_binding_compiles_with_the_cuda_branch(tmp_path):
+    """binding.cpp with SSL_WITH_CUDA (the GPU build) parses against the torch headers."""
+    from torch.utils import cpp_extension
+    compiler = cpp_extension.get_cxx_compiler()
+    if shutil.which(compiler) is None:
+        pytest.skip(f'no C++ compiler {compiler!r}')
+    includes = [f'-I{p}' for p in cpp_extension.include_paths()]
+    python_include = subprocess.run(
+        [sys.executable, '-c', 'import sysconfig; print(sysconfig.get_paths()["include"])'],
+        capture_output=True, text=True).stdout.strip()
+    run = subprocess.run(
+        [compiler, '-std=c++20', '-fsyntax-only', '-DSSL_WITH_CUDA', '-DTORCH_EXTENSION_NAME=x',
+         '-DTORCH_API_INCLUDE_EXTENSION_H', *includes, f'-I{python_include}',
+         str(SOURCES / 'binding.cpp')],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+
+def test_a_build_failure_is_one_user_error_naming_the_log(tmp_path):
+    source = tmp_path / 'broken.cpp'
+    source.write_text('#error deliberately broken for the test\n')
+    folder = tmp_path / 'build'
+    with pytest.raises(utility.UserError) as info:
+        _build.build_extension('ssl_broken_for_test', [source], folder)
+    message = str(info.value)
+    assert '\n' not in message
+    assert message.startswith('building the SSL op failed (')
+    assert 'deliberately broken' in message
+    assert str(folder / 'build.log') in message
+    assert 'deliberately broken' in (folder / 'build.log').read_text()
+
+
+def test_bench_runs_and_reports_the_op():
+    run = subprocess.run([sys.executable, str(BENCH), '--skip_unfold', '--repeat', '1'],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [line.split() for line in run.stdout.splitlines() if ' op ' in line]
+    assert [row[-5] for row in rows] == ['1638', '2394']  # N of the two cases
+    assert all(float(row[-3]) > 0 and float(row[-2]) < 100 for row in rows)  # ms, extra MB
+    cuda = subprocess.run([sys.executable, str(BENCH), '--cuda'], capture_output=True,
+                          text=True, timeout=120)
+    assert cuda.returncode == 0 and 'CUDA' in cuda.stdout
