@@ -4,6 +4,8 @@ gradcheck, input forms, errors, determinism, the CUDA sources and the loader's f
 The oracle (loss.ssl_cuda.reference) indexes every term straight from the definition and
 orders rows with torch.nonzero, so agreement also checks the row order.
 """
+import ctypes
+import re
 import shutil
 import subprocess
 import sys
@@ -217,13 +219,251 @@ def test_cuda_matches_cpu():
         assert rel_err(xg.grad.cpu(), xc.grad) <= 1e-4
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+@pytest.mark.parametrize('shape, search, window, counts', [
+    ((1, 2, 7, 8), 5, 3, (9,)),
+    ((2, 1, 6, 6), 3, 3, (4, 7)),
+])
+def test_cuda_gradcheck_float64(shape, search, window, counts):
+    gen = torch.Generator().manual_seed(1)
+    image = torch.rand(shape, generator=gen, dtype=torch.float64).cuda().requires_grad_()
+    mask = random_mask(shape, counts, gen).cuda()
+    # atomicAdd order varies between runs: allow rounding-level differences between backwards
+    assert torch.autograd.gradcheck(lambda t: patch_distances(t, mask, search, window), (image,),
+                                    nondet_tol=1e-10)
+
+
+def cuda_against_cpu(image, mask, search, window, gen, grad_tol=1e-4):
+    """The op on CUDA and on CPU for the same input view (any strides, any dtype)."""
+    upstream = torch.randn(int((mask != 0).sum()), search * search, generator=gen)
+    results = []
+    for device in ('cpu', 'cuda'):
+        x = (image.to(device) if device == 'cpu' else image.detach()).requires_grad_()
+        d = patch_distances(x, mask.to(device), search, window)
+        d.backward(upstream.to(device, d.dtype))
+        results.append((d.cpu(), x.grad.cpu()))
+    (dc, gc), (dg, gg) = results
+    assert dg.shape == dc.shape and dg.dtype == dc.dtype and gg.dtype == gc.dtype
+    assert rel_err(dg, dc) <= 1e-5
+    assert rel_err(gg, gc) <= grad_tol
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_cuda_input_forms_and_launch_limits():
+    gen = torch.Generator().manual_seed(8)
+    # non-contiguous views, the default sizes, an image without a masked pixel
+    base = torch.rand(3, 3, 48, 100, generator=gen).cuda()
+    mask = random_mask((3, 1, 48, 50), (300, 0, 120), gen)
+    cuda_against_cpu(base[..., ::2], mask, 25, 9, gen)
+    cuda_against_cpu(base[..., ::2].contiguous(memory_format=torch.channels_last), mask, 25, 9, gen)
+    # bfloat16 input computed in float32 on both (gradients rounded to bfloat16)
+    cuda_against_cpu(base[..., :50].to(torch.bfloat16), mask, 25, 9, gen, grad_tol=1e-2)
+    # no masked pixel at all: no launch, zero gradient
+    x = base.clone().requires_grad_()
+    d = patch_distances(x, torch.zeros(3, 1, 48, 100, dtype=torch.bool, device='cuda'), 25, 9)
+    assert d.shape == (0, 625)
+    d.sum().backward()
+    assert torch.equal(x.grad, torch.zeros_like(x))
+    # more masked pixels (blocks) than the 65535 a grid's y/z dimension could hold
+    big = torch.rand(2, 1, 200, 200, generator=gen).cuda()
+    cuda_against_cpu(big, torch.ones(2, 1, 200, 200, dtype=torch.bool), 3, 3, gen)
+    # squares beyond the default 48 KiB of shared memory (float64, search 51: both kernels)
+    square = torch.rand(1, 3, 30, 30, generator=gen, dtype=torch.float64).cuda()
+    cuda_against_cpu(square, random_mask(square.shape, (40,), gen), 51, 9, gen)
+    torch.cuda.synchronize()
+
+
 @pytest.mark.skipif(shutil.which('nvcc') is None, reason='nvcc is not installed')
-def test_cuda_kernels_compile_alone_with_nvcc(tmp_path):
+@pytest.mark.parametrize('flags', [[], ['-std=c++20', '-arch=sm_90', '-Xptxas', '-v']],
+                         ids=['default', 'sm_90'])
+def test_cuda_kernels_compile_alone_with_nvcc(tmp_path, flags):
+    """nvcc's default target, and the H200's sm_90 with the C++ standard torch builds with:
+    no warning, and no register spills (ptxas -v)."""
     out = tmp_path / 'ssl_kernels.o'
-    run = subprocess.run(['nvcc', '-c', str(SOURCES / _build.CUDA_SOURCE), '-o', str(out)],
+    run = subprocess.run(['nvcc', '-c', *flags, '-Werror', 'all-warnings',
+                          str(SOURCES / _build.CUDA_SOURCE), '-o', str(out)],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert out.stat().st_size > 0
+    spills = re.findall(r'(\d+) bytes spill (?:stores|loads)', run.stdout + run.stderr)
+    assert all(n == '0' for n in spills), run.stderr[-3000:]
+
+
+# Host emulation of the CUDA runtime, enough to run ssl_kernels.cu's own kernels on the CPU:
+# one std::thread per CUDA thread, __syncthreads as a block barrier, __shfl_down_sync through
+# a warp barrier (a lane that skips it deadlocks, as divergent code must not use it),
+# atomicAdd under a lock (counted), dynamic shared memory filled with garbage and limited to
+# 48 KiB unless the launch opted in. Blocks run one after another.
+EMULATED_RUNTIME = r"""
+#pragma once
+#include <algorithm>
+#include <barrier>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+typedef int cudaError_t;
+typedef void* cudaStream_t;
+enum { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorLaunchOutOfResources = 701 };
+enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+struct dim3 { unsigned x = 1, y = 1, z = 1; };
+#define __global__
+#define __device__
+#define __restrict__
+#define __launch_bounds__(n)
+#define __align__(n) alignas(n)
+namespace emu {
+inline thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
+inline std::barrier<>* block_barrier;
+inline std::vector<std::unique_ptr<std::barrier<>>> warp_barriers;
+inline std::vector<double> warp_values;
+inline std::mutex atomic_lock;
+inline unsigned char* smem;
+inline size_t smem_limit = 48 * 1024, optin_limit = 227 * 1024;
+inline int last_error = 0;
+inline long long atomics = 0;
+inline unsigned grid_cap = 0;
+}  // namespace emu
+using emu::blockDim; using emu::blockIdx; using emu::gridDim; using emu::threadIdx;
+inline void __syncthreads() { emu::block_barrier->arrive_and_wait(); }
+template <typename T> T __shfl_down_sync(unsigned mask, T v, unsigned off) {
+  if (mask != 0xffffffffu) emu::last_error = cudaErrorInvalidValue;  // only full warps here
+  const unsigned warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  double* values = emu::warp_values.data() + 32 * warp;
+  values[lane] = static_cast<double>(v);
+  emu::warp_barriers[warp]->arrive_and_wait();
+  const T r = lane + off < 32 ? static_cast<T>(values[lane + off]) : v;
+  emu::warp_barriers[warp]->arrive_and_wait();
+  return r;
+}
+template <typename T> T atomicAdd(T* p, T v) {
+  std::lock_guard<std::mutex> guard(emu::atomic_lock);
+  ++emu::atomics;
+  const T old = *p;
+  *p = old + v;
+  return old;
+}
+inline cudaError_t cudaGetDevice(int* d) { *d = 0; return cudaSuccess; }
+inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr, int) {
+  *v = static_cast<int>(emu::optin_limit); return cudaSuccess; }
+template <typename F> cudaError_t cudaFuncSetAttribute(F, cudaFuncAttribute, int v) {
+  if (static_cast<size_t>(v) > emu::optin_limit) return cudaErrorInvalidValue;
+  emu::smem_limit = v; return cudaSuccess; }
+inline cudaError_t cudaGetLastError() {
+  const int e = emu::last_error; emu::last_error = 0; return e; }
+inline const char* cudaGetErrorString(cudaError_t e) { return e ? "emulated error" : "no error"; }
+template <typename K, typename... Args>
+void emu_launch(K kernel, unsigned grid, unsigned block, size_t bytes, cudaStream_t, Args... args) {
+  const bool ok = bytes <= emu::smem_limit && block % 32 == 0 && block <= 1024 && grid > 0;
+  emu::smem_limit = 48 * 1024;  // every launch past 48 KiB must opt in again
+  if (!ok) { emu::last_error = cudaErrorLaunchOutOfResources; return; }
+  const unsigned blocks = emu::grid_cap ? std::min(grid, emu::grid_cap) : grid;
+  std::vector<unsigned char> shared(bytes ? bytes : 1, 0xCD);
+  emu::smem = shared.data();
+  emu::warp_values.assign(block, 0.0);
+  for (unsigned b = 0; b < blocks; ++b) {
+    std::barrier<> barrier(block);
+    emu::block_barrier = &barrier;
+    emu::warp_barriers.clear();
+    for (unsigned w = 0; w < block / 32; ++w)
+      emu::warp_barriers.push_back(std::make_unique<std::barrier<>>(32));
+    std::vector<std::thread> threads;
+    for (unsigned t = 0; t < block; ++t) threads.emplace_back([&, t] {
+      threadIdx.x = t; blockIdx.x = b; blockDim.x = block; gridDim.x = blocks;
+      kernel(args...);
+    });
+    for (auto& t : threads) t.join();
+  }
+}
+extern "C" void emu_configure(unsigned grid_cap) { emu::grid_cap = grid_cap; }
+extern "C" long long emu_atomics() { const long long n = emu::atomics; emu::atomics = 0; return n; }
+"""
+
+
+@pytest.fixture(scope='module')
+def emulated_kernels(tmp_path_factory):
+    """ssl_kernels.cu compiled as host C++ against EMULATED_RUNTIME (ctypes library)."""
+    from torch.utils import cpp_extension
+    compiler = cpp_extension.get_cxx_compiler()
+    if shutil.which(compiler) is None:
+        pytest.skip(f'no C++ compiler {compiler!r}')
+    folder = tmp_path_factory.mktemp('emulated_cuda')
+    (folder / 'cuda_runtime.h').write_text(EMULATED_RUNTIME)
+    source = (SOURCES / _build.CUDA_SOURCE).read_text()
+    # the only CUDA syntax a host compiler cannot take: the extern shared array, the launches
+    source, shared = re.subn(r'extern __shared__[^;]*\bsmem\[\];',
+                             'unsigned char* smem = emu::smem;', source)
+    source, launches = re.subn(r'(\w+<T>)<<<(.*?)>>>\(', r'emu_launch(\1, \2, ', source,
+                               flags=re.S)
+    assert shared == 2 and launches == 2, 'ssl_kernels.cu changed shape: update this emulation'
+    (folder / 'kernels.cpp').write_text(source)
+    run = subprocess.run([compiler, '-std=c++20', '-O2', '-shared', '-fPIC', f'-I{folder}',
+                          str(folder / 'kernels.cpp'), '-o', str(folder / 'kernels.so'),
+                          '-lpthread'], capture_output=True, text=True, timeout=300)
+    if run.returncode != 0 and '<barrier>' in run.stderr:
+        pytest.skip('the C++ compiler has no <barrier>')
+    assert run.returncode == 0, run.stderr[-3000:]
+    return ctypes.CDLL(str(folder / 'kernels.so'))
+
+
+def emulated_call(lib, name, *args):
+    f = getattr(lib, name)
+    f.restype = ctypes.c_int
+    return f(*[ctypes.c_void_p(a.data_ptr()) if isinstance(a, torch.Tensor) else ctypes.c_int64(a)
+               for a in args], ctypes.c_void_p(0))
+
+
+# (B, C, H, W, search, window, masked pixels per image, dtype, blocks in the grid (0: one per
+# masked pixel; fewer exercise the grid-stride loop))
+EMULATED_CASES = [
+    (2, 3, 20, 23, 7, 3, (7, 3), torch.float32, 0),
+    (2, 3, 30, 28, 25, 9, (2, 1), torch.float64, 1),   # the defaults, one block for all
+    (1, 3, 13, 13, 25, 9, (3,), torch.float32, 2),     # smallest image for search 25
+    (1, 2, 9, 11, 5, 5, (6,), torch.float32, 0),       # window == search
+    (1, 1, 10, 12, 11, 1, (5,), torch.float64, 0),     # window 1, one channel
+    (1, 3, 30, 30, 51, 9, (2,), torch.float64, 0),     # both kernels past 48 KiB: opt-in
+]
+
+
+@pytest.mark.parametrize('case', EMULATED_CASES,
+                         ids=lambda c: 'x'.join(map(str, c[:6])) + f'-{str(c[7])[6:]}')
+def test_cuda_kernels_in_host_emulation_match_the_oracle(emulated_kernels, case):
+    """The CUDA kernels' own code (index arithmetic, barriers, warp reduction, atomics, the
+    shared-memory opt-in), run on the CPU against the oracle and the CPU op. No GPU needed;
+    a barrier that only some threads reach makes this test hang, as the kernel would."""
+    import torch.nn.functional as F
+    b, c, h, w, search, window, counts, dtype, grid_cap = case
+    gen = torch.Generator().manual_seed(sum(case[:6]))
+    image = torch.rand(b, c, h, w, generator=gen, dtype=torch.float64)
+    mask = random_mask(image.shape, counts, gen)
+    p = search // 2
+    padded = F.pad(image, (p, p, p, p), mode='reflect').to(dtype).contiguous()
+    pos = torch.nonzero(mask[:, 0]).contiguous()
+    n, hp, wp = pos.shape[0], padded.shape[2], padded.shape[3]
+    suffix = 'f32' if dtype == torch.float32 else 'f64'
+    emulated_kernels.emu_configure(ctypes.c_uint(grid_cap))
+
+    out = torch.full((n, search * search), float('nan'), dtype=dtype)
+    assert emulated_call(emulated_kernels, f'ssl_cuda_forward_{suffix}', padded, pos, out, n, c,
+                         hp, wp, search, window) == 0
+    ref = patch_distances_reference(image, mask, search, window)
+    assert rel_err(out, ref) <= (1e-5 if dtype == torch.float32 else 1e-13)
+
+    upstream = torch.randn(n, search * search, generator=gen, dtype=torch.float64)
+    grad_padded = torch.zeros_like(padded)
+    assert emulated_call(emulated_kernels, f'ssl_cuda_backward_{suffix}', padded, pos,
+                         upstream.to(dtype), grad_padded, n, c, hp, wp, search, window) == 0
+    assert emulated_kernels.emu_atomics() <= n * c * search * search  # one per square pixel
+    cpu = _build.load().backward(padded, pos, upstream.to(dtype), search, window, 0)
+    assert rel_err(grad_padded, cpu) <= (1e-5 if dtype == torch.float32 else 1e-13)
+    x = image.clone().requires_grad_()
+    patch_distances_reference(x, mask, search, window).backward(upstream)
+    folded = image.clone().requires_grad_()
+    F.pad(folded, (p, p, p, p), mode='reflect').backward(grad_padded.double())
+    assert rel_err(folded.grad, x.grad) <= (1e-4 if dtype == torch.float32 else 1e-12)
 
 
 def test_binding_compiles_with_the_cuda_branch(tmp_path):
