@@ -63,6 +63,14 @@ class Experiment:
         self.writer = writer
         self.root = Path(root) if root is not None else utility.EXPERIMENT_ROOT
         self.resume = bool(args.load)
+        if args.load and args.reset:
+            raise utility.UserError(f'--load {args.load} resumes that run and --reset archives it; '
+                                    f'give only one of them')
+        if args.load and args.test_only:
+            raise utility.UserError(
+                f'--test_only evaluates --pre_train weights, it does not resume: use '
+                f'--pre_train {self.root / args.load / "model" / "model_best.pt"} with another '
+                f'--save name instead of --load {args.load}')
         name = args.load if self.resume else args.save
         self.dir = (self.root / name).resolve()
         if self.root.resolve() not in self.dir.parents:
@@ -79,10 +87,13 @@ class Experiment:
                 archive = _unique_archive_name(self.dir)
                 shutil.move(str(self.dir), str(archive))
                 print(f'--reset: moved the previous run to {archive}')
-        elif (not args.test_only and (self.dir / CHECKPOINT).exists()):
+        elif (self.dir / CHECKPOINT).exists():
+            # A test-only run would overwrite the training run's metrics files.
             raise utility.UserError(
-                f'{self.dir} already holds a training run; resume it with --load {name}, '
-                f'archive it with --reset, or choose another --save name')
+                f'{self.dir} already holds a training run; ' + (
+                    'choose another --save name for this evaluation' if args.test_only else
+                    f'resume it with --load {name}, archive it with --reset, or choose another '
+                    f'--save name'))
         if writer:
             (self.dir / 'model').mkdir(parents=True, exist_ok=True)
             self._log_file = open(self.dir / 'log.txt', 'a', encoding='utf-8')
@@ -130,22 +141,24 @@ class Experiment:
         """history: {dataset: {"x2": {"psnr": [...]}}} aligned with ``epochs``; one PNG+PDF per set."""
         if not self.writer or not epochs:
             return
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
         for dataset, per_scale in history.items():
-            fig = plt.figure()
+            fig = Figure()
+            FigureCanvasAgg(fig)  # Agg, without pyplot's global state
+            ax = fig.add_subplot()
             for scale, values in per_scale.items():
-                plt.plot(epochs, values['psnr'], marker='.' if len(epochs) < 30 else None,
-                         label=f'{dataset} {scale}')
-            plt.title(f'PSNR on {dataset}')
-            plt.xlabel('Epoch')
-            plt.ylabel('PSNR (dB)')
-            plt.legend()
-            plt.grid(True)
+                ax.plot(epochs, values['psnr'], marker='.' if len(epochs) < 30 else None,
+                        label=f'{dataset} {scale}')
+            ax.set_title(f'PSNR on {dataset}')
+            ax.set_xlabel('Epoch')
+            ax.set_ylabel('PSNR (dB)')
+            ax.legend()
+            ax.grid(True)
             for ext in ('png', 'pdf'):
-                fig.savefig(self.dir / f'test_{dataset}.{ext}')
-            plt.close(fig)
+                buf = io.BytesIO()
+                fig.savefig(buf, format=ext)
+                utility.atomic_write_bytes(self.dir / f'test_{dataset}.{ext}', buf.getvalue())
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, state):
@@ -165,18 +178,12 @@ class Experiment:
         if not self.writer:
             return
         import imageio.v3 as iio
-        folder = self.dir / f'results-{dataset}'
-        folder.mkdir(parents=True, exist_ok=True)
         img = tensor.detach().float().mul(255 / rgb_range).round().clamp(0, 255).byte()
         img = img.permute(1, 2, 0).cpu().numpy()
         if img.shape[2] == 1:
             img = img[:, :, 0]
-        iio.imwrite(folder / f'{filename}.png', img)
-
-
-def distributed_barrier():
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
+        utility.atomic_write_bytes(self.dir / f'results-{dataset}' / f'{filename}.png',
+                                   iio.imwrite('<bytes>', img, extension='.png'))
 
 
 def env_rank():

@@ -13,6 +13,8 @@ import utility  # noqa: E402
 
 def _setup_distributed(args):
     """Join the torchrun process group, if any. Returns (rank, world_size, device)."""
+    import datetime
+
     import torch
     import torch.distributed as dist
     from experiment import env_rank
@@ -25,12 +27,17 @@ def _setup_distributed(args):
         if args.batch_size % world_size:
             raise utility.UserError(f'--batch_size {args.batch_size} is the global batch and must '
                                     f'be divisible by the {world_size} processes')
-        dist.init_process_group(backend='nccl' if use_cuda else 'gloo')
     if use_cuda:
         torch.cuda.set_device(local_rank)
         device = torch.device('cuda', local_rank)
     else:
         device = torch.device('cpu')
+    if world_size > 1:
+        # The other ranks wait at a barrier while rank 0 evaluates, which on large test sets
+        # takes longer than the default timeout (10 min for NCCL).  A rank that dies is
+        # still noticed at once: torchrun stops the others.
+        dist.init_process_group(backend='nccl' if use_cuda else 'gloo',
+                                timeout=datetime.timedelta(hours=2))
     return rank, world_size, device
 
 
@@ -57,6 +64,9 @@ def run(argv=None):
     # settings) is reported before the run folder is created or an old one is archived.
     loader = data.Data(args, rank=rank, world_size=world_size)
     net = model_pkg.Model(args, device)
+    if not args.test_only and not net.trainable_parameters():
+        raise utility.UserError(f'--model {args.model} has no trainable parameters; use it '
+                                f'with --test_only')
     criterion = None if args.test_only else loss_pkg.Loss(args).to(device)
     exp = Experiment(args, writer=(rank == 0))
     try:
@@ -68,11 +78,25 @@ def run(argv=None):
             while not trainer.terminate():
                 trainer.train()
                 trainer.test()
+    except KeyboardInterrupt:
+        if rank == 0:
+            print(f'main.py: interrupted; {_resume_hint(args, exp)}', file=sys.stderr)
+        return 130
     finally:
         exp.close()
         if world_size > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     return 0
+
+
+def _resume_hint(args, exp):
+    from experiment import CHECKPOINT
+    if args.test_only:
+        return 'the evaluation did not finish'
+    if not exp.path(CHECKPOINT).is_file():
+        return 'no epoch was completed, so there is nothing to resume'
+    return (f'{exp.path(CHECKPOINT)} holds the last completed epoch; continue with '
+            f'--load {exp.dir.name}')
 
 
 def main(argv=None):
@@ -81,9 +105,8 @@ def main(argv=None):
     except utility.UserError as e:
         print(f'main.py: error: {e}', file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print('main.py: interrupted; the last completed epoch is in checkpoint.pt '
-              '(resume with --load NAME)', file=sys.stderr)
+    except KeyboardInterrupt:   # before the run started
+        print('main.py: interrupted', file=sys.stderr)
         return 130
 
 

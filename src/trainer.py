@@ -5,6 +5,7 @@ One epoch is ``--test_every`` batches; after each epoch the model is evaluated o
 everything needed to continue the run exactly (``--load <name>``).
 """
 import contextlib
+import math
 import random
 
 import numpy as np
@@ -36,6 +37,11 @@ def _set_rng_state(state):
                          n['has_gauss'], n['cached']))
     if 'cuda' in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])
+
+
+# Optimizer and scheduler settings: load_state_dict restores them from the checkpoint.
+_RESTORED_ON_RESUME = ('optimizer', 'lr', 'momentum', 'betas', 'epsilon', 'weight_decay',
+                       'decay', 'gamma')
 
 
 def make_optimizer(args, params):
@@ -79,13 +85,10 @@ class Trainer:
             self.amp_dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
         self.best_key = self._best_key()
 
-        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        self.trainable = model.trainable_parameters()
         self.optimizer = self.scheduler = self.ema = self.ddp = None
         self.scaler = None
         if not args.test_only:
-            if not self.trainable:
-                raise utility.UserError(f'--model {args.model} has no trainable parameters; '
-                                        f'use it with --test_only')
             self.optimizer = make_optimizer(args, self.trainable)
             self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
                 self.optimizer, milestones=list(args.decay), gamma=args.gamma)
@@ -95,7 +98,9 @@ class Trainer:
                 self.ema = EMA(model.get_model(), args.ema_decay)
             if world_size > 1:
                 from torch.nn.parallel import DistributedDataParallel as DDP
-                self.ddp = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None)
+                # A multi-scale network (MDSR) leaves the other scales' branches unused.
+                self.ddp = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None,
+                               find_unused_parameters=model.multi_scale)
             if exp.resume:
                 self._resume()
         self.exp.log(f'Best model is chosen on {self.best_key[0]} x{self.best_key[1]} '
@@ -140,7 +145,7 @@ class Trainer:
             'metric_epochs': list(self.metric_epochs),
             'metric_history': self.metric_history,
             'rng': _rng_state(),
-            'args': {k: v for k, v in self.args.as_dict().items()},
+            'args': self.args.as_dict(),
         }
         if self.scaler is not None:
             state['scaler'] = self.scaler.state_dict()
@@ -149,7 +154,8 @@ class Trainer:
         return state
 
     def _resume(self):
-        ckpt = self.exp.load_checkpoint(map_location=self.device)
+        # On the CPU: RNG states must be CPU tensors; load_state_dict moves the rest.
+        ckpt = self.exp.load_checkpoint(map_location='cpu')
         required = ('model', 'optimizer', 'scheduler', 'epoch', 'iteration', 'rng')
         missing = [k for k in required if k not in ckpt]
         if missing:
@@ -193,17 +199,27 @@ class Trainer:
         if changed:
             self.exp.log('Arguments that differ from the checkpoint: ' + ', '.join(
                 f'{k}: {old[k]!r} -> {self.args.as_dict()[k]!r}' for k in changed))
+        kept = [k for k in changed if k in _RESTORED_ON_RESUME]
+        if kept:
+            self.exp.log('Not applied: the optimizer and the lr schedule continue from the '
+                         'checkpoint (' + ', '.join('--' + k for k in kept) + ')')
+        if self.terminate():
+            self.exp.log(f'The run has already done {self.epoch} epochs (--epochs '
+                         f'{self.args.epochs}); nothing to train: raise --epochs to continue')
 
     def _save(self, is_best):
         state = self.state()
-        self.exp.save_checkpoint(state)
         self.exp.save_weights(state['model'], 'model_latest')
-        if is_best:
-            self.exp.save_weights(state['model'], 'model_best')
         if self.args.save_models:
             self.exp.save_weights(state['model'], f'model_{self.epoch}')
         if self.ema is not None:
-            self.exp.save_weights(self.ema.state_dict(), 'model_ema')
+            self.exp.save_weights(state['ema'], 'model_ema')
+        if is_best:
+            # The weights that were evaluated (the average, with --ema_decay) made the score.
+            self.exp.save_weights(state.get('ema', state['model']), 'model_best')
+        # Last: an interruption before it resumes from the previous epoch, which redoes (and
+        # rewrites) everything above, so the weight files always match the checkpoint.
+        self.exp.save_checkpoint(state)
 
     # ------------------------------------------------------------------ training
     def _skip_batch(self, total):
@@ -234,7 +250,7 @@ class Trainer:
                    desc=f'Epoch {epoch}')
         skipped_epoch = 0
         for batch, item in enumerate(bar):
-            lr_img, hr_img, idx_scale = self._unpack_train(item)
+            lr_img, hr_img, _, idx_scale = item
             lr_img, hr_img = self._prepare(lr_img, hr_img)
             self.iteration += 1
             self.optimizer.zero_grad(set_to_none=True)
@@ -245,8 +261,9 @@ class Trainer:
             if self._skip_batch(total):
                 self.loss.discard_last()
                 skipped_epoch += 1
+                mean = 'none' if self.error_last is None else f'{self.error_last:.4g}'
                 self.exp.log(f'Skip batch {batch + 1} of epoch {epoch}: loss {total.item():.4g} '
-                             f'(last epoch mean {self.error_last})')
+                             f'(last epoch mean {mean})')
                 continue
             if self.scaler is not None:
                 self.scaler.scale(total).backward()
@@ -271,7 +288,8 @@ class Trainer:
         bar.close()
         self.skipped += skipped_epoch
         means = self.loss.end_epoch()
-        self.error_last = means.get('Total')
+        if math.isfinite(means.get('Total', math.nan)):   # NaN when every batch was skipped
+            self.error_last = means['Total']
         self.scheduler.step()
         # Terms with an optimiser of their own (GAN discriminators) follow the generator's decay.
         for term in self.loss.terms.values():
@@ -282,16 +300,6 @@ class Trainer:
                                                   if skipped_epoch else ''))
         if self.rank == 0:
             self.loss.plot(self.exp.dir)
-
-    @staticmethod
-    def _unpack_train(item):
-        if len(item) == 4:
-            lr_img, hr_img, _, idx_scale = item
-            idx_scale = int(idx_scale) if not torch.is_tensor(idx_scale) else int(idx_scale.flatten()[0])
-        else:
-            lr_img, hr_img, _ = item
-            idx_scale = 0
-        return lr_img, hr_img, idx_scale
 
     # ------------------------------------------------------------------ evaluation
     @contextlib.contextmanager
@@ -342,10 +350,8 @@ class Trainer:
                         sr = metrics.quantize(sr.float(), args.rgb_range)
                         filename = names[0] if isinstance(names, (list, tuple)) else str(names)
                         if hr_img.numel():
-                            p = metrics.calc_psnr(sr, hr_img, scale, args.rgb_range,
-                                                  benchmark=dataset.benchmark)
-                            s = metrics.calc_ssim(sr, hr_img, scale, args.rgb_range,
-                                                  benchmark=dataset.benchmark)
+                            p, s = _measure(sr, hr_img, scale, args.rgb_range, dataset.benchmark,
+                                            f'{name}/{filename}')
                             psnrs.append(p)
                             ssims.append(s)
                             rows.append({'dataset': name, 'scale': scale, 'image': filename,
@@ -385,6 +391,18 @@ class Trainer:
         self.exp.write_metrics(summary, rows)
         self.exp.log(f'Evaluation: {timer.toc():.1f}s', echo=not args.test_only)
         return is_best
+
+
+def _measure(sr, hr, scale, rgb_range, benchmark, what):
+    """(PSNR, SSIM) of one test image; an image too small to measure is a user error."""
+    try:
+        return (metrics.calc_psnr(sr, hr, scale, rgb_range, benchmark=benchmark),
+                metrics.calc_ssim(sr, hr, scale, rgb_range, benchmark=benchmark))
+    except ValueError as e:
+        if sr.shape != hr.shape:    # not the image's fault
+            raise
+        raise utility.UserError(f'{what} at x{scale}: {e}; remove the image from the test '
+                                f'set') from None
 
 
 def _plain(v):

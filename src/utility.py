@@ -1,4 +1,5 @@
 """Paths, user errors, atomic file writes, timers and the read-only argument namespace."""
+import functools
 import io
 import os
 import tempfile
@@ -56,10 +57,23 @@ class FrozenNamespace:
         return FrozenNamespace(**values)
 
 
+@functools.lru_cache(maxsize=1)   # read once: os.umask can only be read by setting it
+def _new_file_mode():
+    """The mode ``open()`` gives a new file (0o666 less the umask).
+
+    mkstemp creates files readable by their owner only; without this, checkpoints and
+    metrics on a shared server would be unreadable to the rest of the group.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path, data):
     """Write ``data`` to ``path`` through a temporary file and ``os.replace``.
 
-    A crash leaves either the old file or the new one, never a half-written file.
+    A crash leaves either the old file or the new one, never a half-written file.  The
+    new file gets the permissions of an ordinary new file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,6 +82,8 @@ def atomic_write_bytes(path, data):
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()
+            if hasattr(os, 'fchmod'):        # POSIX; elsewhere mkstemp's mode stays
+                os.fchmod(f.fileno(), _new_file_mode())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -91,24 +107,13 @@ def atomic_write_text(path, text):
 
 
 class Timer:
-    """Wall-clock stopwatch: ``toc()`` is seconds since the last ``tic()``."""
+    """Wall-clock stopwatch: ``toc()`` is seconds since creation or the last ``tic()``."""
 
     def __init__(self):
-        self.acc = 0.0
         self.tic()
 
     def tic(self):
         self.t0 = time.time()
 
-    def toc(self, restart=False):
-        diff = time.time() - self.t0
-        if restart:
-            self.t0 = time.time()
-        return diff
-
-    def hold(self):
-        self.acc += self.toc()
-
-    def release(self):
-        ret, self.acc = self.acc, 0.0
-        return ret
+    def toc(self):
+        return time.time() - self.t0

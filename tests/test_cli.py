@@ -100,6 +100,8 @@ def test_runs_from_src_and_writes_to_repo_experiment():
     (['--no_such_flag'], ['--no_such_flag']),
     (['--loss', '1*FOO'], ['FOO', 'L1']),
     (['--lr', 'abc'], ['--lr']),
+    (['--load', 'old', '--reset'], ['--load old', '--reset']),
+    (['--load', 'old'], ['--pre_train', 'model_best.pt']),
 ])
 def test_user_errors_are_one_line_exit_2(tmp_path, argv, needles):
     base = ['--model', 'Bicubic', '--scale', '2', '--test_only', '--n_threads', '0']
@@ -115,6 +117,16 @@ def test_unreadable_image_is_reported_by_path(tmp_path):
                      '--data_test', 'Broken', '--test_only', '--n_threads', '0'],
                     exp_root=tmp_path / 'exp')
     assert_user_error(proc, 'bad.png')
+
+
+def test_test_image_too_small_to_measure_is_reported_by_name(tmp_path):
+    # x2 shaves 2 pixels per side, leaving 8x8: less than the 11x11 SSIM window.
+    _write_png(tmp_path / 'data' / 'benchmark' / 'Tiny' / 'HR' / 'small.png',
+               np.full((12, 12, 3), 100, dtype=np.uint8))
+    proc = run_main(['--model', 'Bicubic', '--scale', '2', '--dir_data', tmp_path / 'data',
+                     '--data_test', 'Tiny', '--test_only', '--n_threads', '0'],
+                    exp_root=tmp_path / 'exp')
+    assert_user_error(proc, 'Tiny/small', 'x2')
 
 
 def test_resume_from_nothing_is_a_user_error(tmp_path):

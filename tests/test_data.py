@@ -235,6 +235,12 @@ def test_missing_and_empty_files_raise_user_error(tmp_path):
         _image.read_image(tmp_path / 'empty.png')
 
 
+def test_empty_benchmark_folder_names_the_folder(tmp_path):
+    (tmp_path / 'benchmark' / 'Empty' / 'HR').mkdir(parents=True)
+    with pytest.raises(utility.UserError, match='Empty/HR holds no image files'):
+        data.make_dataset(parse('--dir_data', str(tmp_path)), 'Empty', train=False)
+
+
 # -- DIV2K ------------------------------------------------------------------------------------
 
 def make_div2k(root):
@@ -260,8 +266,13 @@ def test_div2k_layout_and_data_range(tmp_path):
     assert torch.equal(lr, torch.from_numpy(given.transpose(2, 0, 1)).float())
     lr, hr, name = test[1]                               # no LR file: made from the HR
     assert name == '0005' and lr.shape == (3, 12, 14) and hr.shape == (3, 24, 28)
-    only = data.make_dataset(args.replace(data_range='2-3'), 'DIV2K', train=False)
+    only = data.make_dataset(args.replace(data_range='2-3', test_only=True), 'DIV2K', train=False)
     assert only.image_names == ['0002', '0003']
+    # Training and testing on DIV2K with one range would test on the training images.
+    with pytest.raises(utility.UserError, match='1-800/801-900'):
+        data.make_dataset(args.replace(data_range='2-3'), 'DIV2K', train=False)
+    assert data.make_dataset(args.replace(data_range='2-3', data_train=['Sample']), 'DIV2K',
+                             train=False).image_names == ['0002', '0003']
 
 
 def test_div2k_errors_name_the_path_and_flag(tmp_path):

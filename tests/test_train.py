@@ -1,4 +1,5 @@
 """Training runs through the real CLI: checkpoints, exact resume, reset, skip, AMP, DDP."""
+import os
 import shutil
 import sys
 
@@ -66,6 +67,13 @@ def test_resume_is_exact(tmp_path, tiny_data):
     assert (exp / 'part' / 'test_Tiny.png').is_file() and (exp / 'part' / 'test_Tiny.pdf').is_file()
     assert list((exp / 'part').glob('loss_*.png'))
 
+    done = run_main(train_args(tiny_data, 'ignored', 3, '--load', 'part', '--lr', '5e-3'),
+                    exp_root=exp)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 'nothing to train: raise --epochs' in done.stdout
+    assert 'Not applied: the optimizer and the lr schedule continue from the checkpoint (--lr)' \
+        in done.stdout
+
 
 def _close_logs(a, b):
     return np.allclose(np.asarray(_flatten(a)), np.asarray(_flatten(b)), rtol=1e-5)
@@ -88,6 +96,14 @@ def test_existing_run_needs_load_or_reset(tmp_path, tiny_data):
     assert reset.returncode == 0, reset.stderr[-3000:]
     archived = [p for p in exp.iterdir() if p.name.startswith('run_archived_')]
     assert len(archived) == 1 and (archived[0] / 'checkpoint.pt').is_file()
+    # An evaluation would overwrite the run's metrics files.
+    assert_user_error(run_main(train_args(tiny_data, 'run', 1, '--test_only'), exp_root=exp),
+                      'training run', '--save')
+    # Atomic writes give the files an ordinary new file's mode, not mkstemp's 0600.
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ('checkpoint.pt', 'metrics.json', 'model/model_latest.pt'):
+        assert (exp / 'run' / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
 
 
 def test_bad_checkpoints_are_refused(tmp_path, tiny_data):
@@ -110,6 +126,18 @@ def test_skip_threshold_skips_and_does_not_apply(tmp_path, tiny_data):
     assert log.count('Skip batch') == 3   # every batch of epoch 2
     ckpt = load(exp / 'skip' / 'checkpoint.pt')
     assert ckpt['skipped'] == 3
+    assert np.isfinite(ckpt['error_last'])   # epoch 1's mean, not the NaN of an all-skipped epoch
+
+
+def test_ema_weights_are_the_best_model(tmp_path, tiny_data):
+    proc = run_main(train_args(tiny_data, 'ema', 1, '--loss', '1*L1', '--ema_decay', '0.5'),
+                    exp_root=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = tmp_path / 'ema' / 'model'
+    best, ema, latest = (load(model / f'{n}.pt') for n in ('model_best', 'model_ema',
+                                                           'model_latest'))
+    assert all(torch.equal(best[k], ema[k]) for k in best)   # what was evaluated is kept
+    assert any(not torch.equal(best[k], latest[k]) for k in best)
 
 
 def test_amp_trains_on_cpu(tmp_path, tiny_data):
@@ -134,3 +162,15 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path, tiny_data):
     for k in a:
         assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5), k
     assert (exp / 'ddp' / 'metrics.json').is_file()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason='torch.distributed missing')
+def test_ddp_multi_scale_model_with_skipped_batches(tmp_path, tiny_data):
+    # MDSR leaves the other scales' branches unused in every batch; epoch 2 skips batches.
+    launcher = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+                '--master_port', '29534']
+    args = train_args(tiny_data, 'mdsr', 2, '--model', 'MDSR', '--scale', '2+3', '--patch_size',
+                      '16', '--loss', '1*L1', '--skip_threshold', '1e-6')
+    proc = run_main(args, exp_root=tmp_path, launcher=launcher)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert load(tmp_path / 'mdsr' / 'checkpoint.pt')['skipped'] == 3

@@ -6,6 +6,7 @@ when present (EDSR-PyTorch's layout); otherwise they are made from the HR with
 MATLAB-compatible bicubic downscaling and cached (see ``_srdata``).  ``benchmark`` is
 True: metrics use Y and shave ``scale`` pixels.
 """
+import utility
 from data import _srdata
 
 
@@ -16,6 +17,9 @@ class BenchmarkData(_srdata.SRData):
         super().__init__(args, name, train, rank)
         folder = folder.resolve()
         self.hr_paths = _srdata.list_images(folder / 'HR')
+        if not self.hr_paths:
+            raise utility.UserError(f'{folder / "HR"} holds no image files; put the HR images '
+                                    f'of {name} there')
         self.lr_paths = [[_srdata.lr_file(folder / 'LR_bicubic' / f'X{s}', p, s)
                           for p in self.hr_paths] for s in self.scale]
         self.cache_id = f'{name}_{_srdata.short_hash(folder)}'

@@ -6,7 +6,8 @@ Layout under ``--dir_data``::
     DIV2K/DIV2K_train_LR_bicubic/X2/0001x2.png     (also DIV2K_valid_LR_bicubic/...)
 
 ``--data_range 1-800/801-900``: training uses the images numbered 1..800, testing the
-images 801..900 (a single range serves both).  Images are chosen by the number in their
+images 801..900.  A single range serves a run that trains or tests on DIV2K, not one
+that does both.  Images are chosen by the number in their
 file name, looked up in both the train and valid folders, so the official archives can be
 unpacked as they are.  A missing LR image is made from the HR and cached.  Not a
 benchmark: metrics follow EDSR-PyTorch (RGB, shave scale + 6).
@@ -45,6 +46,11 @@ class DIV2K(_srdata.SRData):
                 f'{root}/DIV2K_train_LR_bicubic/X2/0001x2.png; set --dir_data to the folder '
                 'that holds DIV2K/')
         first, last = parse_range(args.data_range, train)
+        if (not train and not args.test_only and '/' not in args.data_range
+                and any(n.lower() == NAME.lower() for n in args.data_train)):
+            raise utility.UserError(
+                f'--data_range {args.data_range} is one range, so DIV2K would be trained and '
+                f'tested on the same images; give both, e.g. --data_range 1-800/801-900')
         found = {}
         for split, hr_dir in zip(_SPLITS, hr_dirs):
             if hr_dir.is_dir():
