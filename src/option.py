@@ -20,44 +20,82 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
 
 
-def _positive_int(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}')
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends '(default: X)' to a flag's help when it has a value worth showing."""
+
+    def _get_help_string(self, action):
+        text = action.help or ''
+        default = action.default
+        if default is None or default is False or default == '' \
+                or default is argparse.SUPPRESS or 'default' in text:
+            return text
+        values = default if isinstance(default, (tuple, list)) else [default]
+        shown = ' '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)
+        return f'{text} (default: {shown})'
+
+
+def _number(convert, text, ok, expected):
+    """``convert(text)`` when ``ok(value)``; otherwise argparse's one-line type error."""
+    try:
+        value = convert(text)
+    except ValueError:
+        value = None
+    if value is None or not ok(value):
+        raise argparse.ArgumentTypeError(f'expected {expected}, got {text!r}')
     return value
+
+
+def _positive_int(text):
+    return _number(int, text, lambda v: v > 0, 'a positive integer')
 
 
 def _non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text!r}')
-    return value
+    return _number(int, text, lambda v: v >= 0, 'an integer >= 0')
+
+
+def _odd_positive_int(text):
+    return _number(int, text, lambda v: v > 0 and v % 2 == 1, 'an odd positive integer')
+
+
+def _seed(text):
+    # numpy's global seed must fit in 32 unsigned bits.
+    return _number(int, text, lambda v: 0 <= v < 2 ** 32, 'an integer in 0..4294967295')
 
 
 def _finite_float(text):
-    value = float(text)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f'expected a finite number, got {text!r}')
-    return value
+    return _number(float, text, math.isfinite, 'a finite number')
+
+
+def _non_negative_float(text):
+    return _number(float, text, lambda v: math.isfinite(v) and v >= 0, 'a finite number >= 0')
+
+
+def _positive_float(text):
+    return _number(float, text, lambda v: math.isfinite(v) and v > 0, 'a finite number > 0')
+
+
+def _unit_float(text):
+    """A number in [0, 1): Adam's betas, the EMA decay."""
+    return _number(float, text, lambda v: 0 <= v < 1, 'a number in [0, 1)')
 
 
 def build_parser():
-    p = _Parser(prog='main.py', description='Super-resolution training and evaluation '
-                '(EDSR-PyTorch conventions).')
-    add = p.add_argument
+    p = _Parser(prog='main.py', formatter_class=_HelpFormatter,
+                description='Super-resolution training and evaluation (EDSR-PyTorch '
+                            'conventions). Lists of names or scales are joined by "+".')
 
-    # hardware and run
-    add('--template', type=str, default='.',
-        help='named preset(s) joined by "+" (see src/template.py); flags given on the '
-             'command line override them')
+    add = p.add_argument_group('run').add_argument
+    add('--template', type=str, default='',
+        help=f'named preset(s) joined by "+": {", ".join(template.TEMPLATES)} (see '
+             f'src/template.py); flags given on the command line override them')
     add('--n_threads', type=_non_negative_int, default=4,
         help='data-loading worker processes (0 = load in the main process)')
     add('--cpu', action='store_true', help='use the CPU even when CUDA is available')
-    add('--seed', type=int, default=1, help='random seed')
+    add('--seed', type=_seed, default=1, help='random seed')
     add('--precision', type=str, default='single', choices=('single', 'amp'),
         help='single: float32; amp: autocast (bfloat16 on CPU, float16 on GPU)')
 
-    # data
+    add = p.add_argument_group('data').add_argument
     add('--dir_data', type=str, default=str(utility.DEFAULT_DATA_DIR),
         help='dataset root (holds DIV2K/ and benchmark/<Name>/HR); default: the bundled '
              'dataset/ folder with Set5')
@@ -81,23 +119,28 @@ def build_parser():
     add('--chop_size', type=_positive_int, default=160000,
         help='with --chop: largest LR tile area in pixels before splitting again')
 
-    # model
-    add('--model', type=str, default='EDSR', help='model file name in src/model/')
-    add('--act', type=str, default='relu', choices=('relu',), help='activation')
+    add = p.add_argument_group('model').add_argument
+    add('--model', type=str, default='EDSR',
+        help='model file name in src/model/ (any case), e.g. EDSR, RCAN, RRDBNet')
+    add('--act', type=str, default='relu', choices=('relu',),
+        help='accepted for EDSR-PyTorch command lines; every model uses its paper\'s '
+             'activation')
     add('--pre_train', type=str, default='',
         help='weights to load: a path, or "download" for the published EDSR weights')
-    add('--n_resblocks', type=_positive_int, default=16, help='number of residual blocks')
+    add('--n_resblocks', type=_positive_int, default=16,
+        help='number of residual blocks (RCAN: per group; VDSR: conv layers)')
     add('--n_feats', type=_positive_int, default=64, help='number of feature maps')
     add('--res_scale', type=_finite_float, default=1.0, help='residual scaling')
     add('--n_resgroups', type=_positive_int, default=10, help='RCAN: residual groups')
     add('--reduction', type=_positive_int, default=16, help='RCAN: channel-attention reduction')
-    add('--G0', type=_positive_int, default=64, help='RDN: default number of filters')
-    add('--RDNkSize', type=_positive_int, default=3, help='RDN: kernel size')
-    add('--RDNconfig', type=str, default='B', choices=('A', 'B'), help='RDN: configuration')
+    add('--G0', type=_positive_int, default=64, help='RDN: number of feature maps')
+    add('--RDNkSize', type=_odd_positive_int, default=3, help='RDN: kernel size (odd)')
+    add('--RDNconfig', type=str, default='B', choices=('A', 'B'),
+        help='RDN: (blocks, layers, growth) A = (20, 6, 32), B = (16, 8, 64)')
     add('--n_rrdb', type=_positive_int, default=23, help='RRDBNet: number of RRDB blocks')
     add('--rrdb_growth', type=_positive_int, default=32, help='RRDBNet: dense growth channels')
 
-    # training
+    add = p.add_argument_group('training').add_argument
     add('--reset', action='store_true',
         help='archive the previous run of the same --save name and start afresh')
     add('--test_every', type=_positive_int, default=1000, help='batches per epoch')
@@ -110,27 +153,30 @@ def build_parser():
         help='test set and scale that choose the best model, e.g. Set5:2 '
              '(default: the first of --data_test and --scale)')
 
-    # optimisation
-    add('--lr', type=_finite_float, default=1e-4, help='learning rate')
+    add = p.add_argument_group('optimisation').add_argument
+    add('--lr', type=_non_negative_float, default=1e-4, help='learning rate')
     add('--decay', type=str, default='200', help='epochs at which the lr decays, e.g. 200-400')
-    add('--gamma', type=_finite_float, default=0.5, help='lr decay factor')
-    add('--optimizer', type=str, default='ADAM', choices=('ADAM', 'SGD', 'RMSprop'))
-    add('--momentum', type=_finite_float, default=0.9, help='SGD momentum')
-    add('--betas', type=_finite_float, nargs=2, default=(0.9, 0.999), metavar=('B1', 'B2'),
+    add('--gamma', type=_positive_float, default=0.5, help='lr decay factor')
+    add('--optimizer', type=str, default='ADAM', choices=('ADAM', 'SGD', 'RMSprop'),
+        help='optimizer of the network')
+    add('--momentum', type=_non_negative_float, default=0.9, help='SGD momentum')
+    add('--betas', type=_unit_float, nargs=2, default=(0.9, 0.999), metavar=('B1', 'B2'),
         help='Adam betas')
-    add('--epsilon', type=_finite_float, default=1e-8, help='Adam/RMSprop epsilon')
-    add('--weight_decay', type=_finite_float, default=0.0, help='weight decay')
-    add('--gclip', type=_finite_float, default=0.0,
+    add('--epsilon', type=_non_negative_float, default=1e-8, help='Adam/RMSprop epsilon')
+    add('--weight_decay', type=_non_negative_float, default=0.0, help='weight decay')
+    add('--gclip', type=_non_negative_float, default=0.0,
         help='gradient clipping by norm (0 = off)')
-    add('--ema_decay', type=_finite_float, default=0.0,
+    add('--ema_decay', type=_unit_float, default=0.0,
         help='exponential moving average of the weights, used for evaluation (0 = off)')
 
-    # loss
-    add('--loss', type=str, default='1*L1', help='loss terms weight*TYPE joined by "+"')
-    add('--skip_threshold', type=_finite_float, default=1e8,
+    add = p.add_argument_group('loss').add_argument
+    add('--loss', type=str, default='1*L1',
+        help='loss terms weight*TYPE joined by "+", TYPE a file name in src/loss/, e.g. '
+             '1*L1+0.1*SSL+1*SPL')
+    add('--skip_threshold', type=_positive_float, default=1e8,
         help='skip a batch whose loss exceeds this many times the last epoch mean')
-    add('--ssl_search', type=_positive_int, default=25, help='SSL search window (odd)')
-    add('--ssl_window', type=_positive_int, default=9, help='SSL patch window (odd)')
+    add('--ssl_search', type=_odd_positive_int, default=25, help='SSL search window (odd)')
+    add('--ssl_window', type=_odd_positive_int, default=9, help='SSL patch window (odd)')
     add('--ssl_sigma', type=_finite_float, default=0.004, help='SSL similarity bandwidth')
     add('--ssl_threshold', type=_finite_float, default=20.0,
         help='SSL edge-mask Laplacian threshold (0..255 scale)')
@@ -151,7 +197,7 @@ def build_parser():
     add('--vgg_weights', type=str, default='',
         help='VGG19 weights (torchvision vgg19 state_dict layout) for VGG22/VGG54')
 
-    # log
+    add = p.add_argument_group('output').add_argument
     add('--save', type=str, default='test', help='run name: outputs go to experiment/<save>')
     add('--load', type=str, default='', help='resume experiment/<load> from its checkpoint')
     add('--print_every', type=_positive_int, default=100, help='batches between log lines')
@@ -176,13 +222,12 @@ def _derive(args, parser):
     if any(s < 1 for s in args.scale):
         parser.error('--scale values must be >= 1')
     args.data_train = _split(args.data_train, '--data_train', parser)
+    args.betas = tuple(args.betas)  # a list from the command line, a tuple from a default
     args.data_test = _split(args.data_test, '--data_test', parser)
     try:
         args.decay = [int(d) for d in args.decay.split('-')]
     except ValueError:
         parser.error(f'--decay {args.decay!r} must be epochs joined by "-", e.g. 200-400')
-    if args.ssl_search % 2 == 0 or args.ssl_window % 2 == 0:
-        parser.error('--ssl_search and --ssl_window must be odd')
     if not args.save.strip():
         parser.error('--save must not be empty')
     for name in ('save', 'load'):

@@ -11,17 +11,23 @@ TEMPLATES = {
     'MDSR': dict(model='MDSR', patch_size=48, epochs=650, scale='2+3+4'),
     'RCAN': dict(model='RCAN', n_resgroups=10, n_resblocks=20, n_feats=64, reduction=16,
                  chop=True),
+    # EDSR-PyTorch's RDN recipe; HR patch 64 is 32 LR pixels at x2 (give --patch_size 96 / 128
+    # at x3 / x4 for the paper's 32x32 LR patches).
     'RDN': dict(model='RDN', G0=64, RDNconfig='B', RDNkSize=3, batch_size=16, epochs=200,
                 decay='200', patch_size=64),
-    'VDSR': dict(model='VDSR', n_resblocks=20, n_feats=64, patch_size=41, lr=1e-1),
+    # VDSR's lr 0.1 belongs to SGD with gradient clipping; with Adam (our optimizer) it
+    # diverges, so Adam's usual 1e-4 is kept (the default).
+    'VDSR': dict(model='VDSR', n_resblocks=20, n_feats=64, patch_size=41),
     'SRResNet': dict(model='SRResNet', n_resblocks=16, n_feats=64, patch_size=96),
     # EDSR-PyTorch's GAN fine-tuning preset.
     'GAN': dict(epochs=200, lr=5e-5, decay='150', loss='5*VGG54+0.15*GAN'),
     # The SSL paper's generative recipe: ESRGAN generator fine-tuned from a PSNR model
     # with L1, VGG54 (L1 distance, as BasicSR's perceptual loss), relativistic GAN and SSL
-    # (its L1 and KL parts each weighted 1e3).
+    # (its L1 and KL parts each weighted 1e3).  Schedule: 400k iterations halving the lr at
+    # 50k, 100k, 200k and 300k (with --test_every 1000 iterations per epoch).
     'ESRGAN_SSL': dict(model='RRDBNet', scale='4', patch_size=128, batch_size=16, lr=1e-4,
-                       betas=(0.9, 0.99), n_feats=64, n_rrdb=23, rrdb_growth=32,
+                       betas=(0.9, 0.99), epochs=400, decay='50-100-200-300', gamma=0.5,
+                       n_feats=64, n_rrdb=23, rrdb_growth=32,
                        ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=3,
                        ssl_kl=1.0, vgg_criterion='l1', loss='0.01*L1+1*VGG54+0.005*RGAN+1000*SSL',
                        ema_decay=0.999),

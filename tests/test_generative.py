@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import model
 import option
 import utility
 from loss import _adversarial, _vgg, gan, rgan, vgg22, vgg54
@@ -395,5 +396,14 @@ def test_composite_loss_trains_and_checkpoints(tmp_path, vgg_file, text):
 
 
 def test_rrdbnet_refuses_other_scales():
-    with pytest.raises(utility.UserError, match='scale'):
-        rrdbnet.make_model(_args(*TINY_RRDB, '--scale', '3'))
+    with pytest.raises(utility.UserError, match='--scale 2/4, not 3'):
+        model.make_net(_args(*TINY_RRDB, '--scale', '3'))
+
+
+@pytest.mark.parametrize('module, smallest', [(vgg22, 2), (vgg54, 16)])
+def test_vgg_refuses_patches_its_pools_cannot_halve(module, smallest, vgg_file):
+    with pytest.raises(utility.UserError, match=f'--patch_size >= {smallest}'):
+        module.make_loss(_args('--vgg_weights', str(vgg_file), '--patch_size', str(smallest - 1)))
+    term = module.make_loss(_args('--vgg_weights', str(vgg_file), '--patch_size', str(smallest)))
+    sr, hr = _images(size=smallest)
+    assert torch.isfinite(term(sr, hr))

@@ -126,3 +126,24 @@ def test_mean_shift_is_frozen_edsr_pytorch_mean():
     assert torch.allclose(net.sub_mean.bias, -mean) and torch.allclose(net.add_mean.bias, mean)
     assert torch.equal(net.sub_mean.weight.flatten(1), torch.eye(3))
     assert not net.sub_mean.weight.requires_grad and not net.add_mean.bias.requires_grad
+
+
+def test_vdsr_starts_as_bicubic_and_keeps_its_signal_through_20_layers():
+    """He init keeps activations at scale through the plain 20-conv stack (PyTorch's default
+    init shrinks them ~2.5x per layer, so the residual and its gradients vanish); the zero
+    last layer makes the untrained network the identity on its (bicubic) input."""
+    torch.manual_seed(0)
+    net = model.make_net(option.parse_args(['--template', 'VDSR', '--scale', '2']))
+    x = torch.rand(1, 3, 24, 24) * 255
+    with torch.no_grad():
+        assert torch.allclose(net(x), x, atol=1e-3)
+        h = net.sub_mean(x)
+        stds = []
+        for block in net.body[:-1]:
+            h = block(h)
+            stds.append(h.std().item())
+    assert min(stds) > 0.1 * stds[0], stds
+    # Once the last layer is non-zero (after the first steps), every layer gets a gradient.
+    net.body[-1][0].weight.data.normal_(0, 1e-3)
+    (net(x) - x).square().mean().backward()
+    assert all(p.grad.abs().max() > 0 for p in net.parameters() if p.requires_grad)

@@ -154,11 +154,21 @@ class VGG19Features(nn.Module):
         return self.features(x)
 
 
+def min_size(conv):
+    """Smallest image side for features ``conv``: each max pool before it halves the size."""
+    layers = [kind for item in _PLAN for kind in (('pool',) if item == 'M' else ('conv', 'relu'))]
+    return 2 ** layers[:DEPTH[conv]].count('pool')
+
+
 def make_vgg_loss(args, conv):
     """The VGG22 / VGG54 term for parsed ``args`` (--vgg_criterion: MSE as EDSR-PyTorch, or L1)."""
     if args.n_colors != 3:
         raise utility.UserError(f'VGG{conv} works on RGB images, but --n_colors is '
                                 f'{args.n_colors}; use --n_colors 3 or drop VGG{conv} from --loss')
+    if args.patch_size < min_size(conv):
+        raise utility.UserError(f'VGG{conv} needs --patch_size >= {min_size(conv)} (VGG19 '
+                                f'halves the size before conv{conv[0]}_{conv[1]}), got '
+                                f'{args.patch_size}')
     return VGGLoss(conv=conv, weights=args.vgg_weights, rgb_range=args.rgb_range,
                    criterion=args.vgg_criterion)
 

@@ -1,4 +1,5 @@
-"""Loss type VGG22: MSE between VGG19 conv2_2 features (before ReLU) of sr and hr.
+"""Loss type VGG22: distance between VGG19 conv2_2 features (before ReLU) of sr
+and hr: MSE, or L1 with --vgg_criterion l1.
 
 Low-level perceptual loss of EDSR-PyTorch / SRGAN.  Weights: a torchvision vgg19
 state_dict file given with --vgg_weights (see _vgg.py); nothing is downloaded.

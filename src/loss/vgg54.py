@@ -1,4 +1,5 @@
-"""Loss type VGG54: MSE between VGG19 conv5_4 features (before ReLU) of sr and hr.
+"""Loss type VGG54: distance between VGG19 conv5_4 features (before ReLU) of sr
+and hr: MSE, or L1 with --vgg_criterion l1.
 
 High-level perceptual loss of EDSR-PyTorch (``5*VGG54+0.15*GAN``), on ESRGAN's
 pre-activation features.  Weights: a torchvision vgg19 state_dict file given with

@@ -309,7 +309,6 @@ class Model(nn.Module):
         _, self.multi_scale, self.input_large = model_traits(module)
         self.name = args.model
         self.scale = list(args.scale)
-        self.idx_scale = 0
         self.self_ensemble = bool(args.self_ensemble)
         self.chop = bool(args.chop)
         self.chop_size = args.chop_size
@@ -349,7 +348,6 @@ class Model(nn.Module):
         return self
 
     def forward(self, lr, idx_scale=0):
-        self.idx_scale = idx_scale
         scale = self.scale[idx_scale]
         if self.multi_scale and hasattr(self.model, 'set_scale'):
             self.model.set_scale(idx_scale)

@@ -19,8 +19,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import utility
-
 SCALES = (2, 4)
 MULTI_SCALE = False
 INPUT_LARGE = False
@@ -30,10 +28,6 @@ RESIDUAL_SCALE = 0.2
 
 
 def make_model(args):
-    bad = [s for s in args.scale if s not in SCALES]
-    if bad:
-        raise utility.UserError(f'RRDBNet supports --scale 2 or 4, got {bad[0]}; '
-                                f'use --scale 2 or --scale 4')
     return RRDBNet(scale=args.scale[0], n_colors=args.n_colors, n_feats=args.n_feats,
                    n_rrdb=args.n_rrdb, growth=args.rrdb_growth, rgb_range=args.rgb_range)
 

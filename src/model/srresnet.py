@@ -2,8 +2,9 @@
 
 9x9 conv + PReLU; ``--n_resblocks`` (16) residual blocks of conv-BN-PReLU-conv-BN;
 conv-BN and a skip over the trunk; per x2 stage conv(n -> 4n) + PixelShuffle(2) +
-PReLU; a 9x9 conv to colours.  The network works on mean-centred images in [-1, 1]
-scale, whatever ``rgb_range`` is, because its batch norms fix the feature scale.
+PReLU; a 9x9 conv to colours.  The network works on mean-centred images divided by
+``rgb_range`` (about [-0.45, 0.6]), whatever ``rgb_range`` is, because its batch norms fix
+the feature scale.
 """
 import torch.nn as nn
 
