@@ -454,3 +454,10 @@ def test_patch_larger_than_image_is_a_user_error(tmp_path):
     d.set_epoch(0)
     with pytest.raises(utility.UserError, match='--patch_size'):
         next(iter(d.loader_train))
+
+
+def test_one_pixel_lr_patches_survive_flips(tmp_path):
+    # Flipped 1-pixel patches keep negative strides in numpy, which torch refuses.
+    d = data.Data(train_args(tmp_path, '--patch_size', '2', '--scale', '2'))
+    for lr, hr, _, _ in epoch_batches(d, 1):
+        assert lr.shape[-2:] == (1, 1) and hr.shape[-2:] == (2, 2)

@@ -110,5 +110,7 @@ def set_channels(img, n_colors):
 
 def to_tensor(img, rgb_range):
     """uint8 [H, W, C] -> float32 [C, H, W] in [0, rgb_range] (8-bit values)."""
-    t = torch.tensor(img.transpose(2, 0, 1), dtype=torch.float32)    # copies
+    # A fresh C-order copy: flipped patches have negative strides (numpy keeps them even on
+    # size-1 axes, where it calls the array contiguous), which torch cannot take.
+    t = torch.from_numpy(img.transpose(2, 0, 1).copy(order='C')).to(torch.float32)
     return t.mul_(rgb_range / 255.0)
