@@ -71,6 +71,10 @@ struct Layout {
   int64_t rlo, rhi, clo, chi;
   int64_t RH, RW;  // region size
   int64_t Y0, X0;  // padded coordinates of the region origin
+  // Per region row i, the region columns [lo[i], hi[i]] that windows of the masked rows
+  // within K rows of i can touch (lo > hi: none). Edge masks are sparse along a row, so this
+  // is narrower than the region; E_d and the gradient are only computed there.
+  std::vector<int64_t> lo, hi;
 
   Layout(const int64_t* pos, const Band& band, const Dims& g) {
     clo = pos[3 * band.q0 + 2];
@@ -91,6 +95,15 @@ struct Layout {
     RW = chi - clo + 1 + 2 * g.K;
     Y0 = rlo + g.P - g.K;
     X0 = clo + g.P - g.K;
+    lo.assign(RH, RW);
+    hi.assign(RH, -1);
+    for (const Row& row : rows) {
+      const int64_t ci = row.r - rlo + g.K;
+      for (int64_t i = ci - g.K; i <= ci + g.K; ++i) {
+        lo[i] = std::min(lo[i], row.cmin - clo);
+        hi[i] = std::max(hi[i], row.cmax - clo + 2 * g.K);
+      }
+    }
   }
   // Region row of a row's window centre, region column of a pixel's window centre.
   int64_t ci(const Row& row, const Dims& g) const { return row.r - rlo + g.K; }
@@ -228,9 +241,12 @@ void forward_band(const T* A, const int64_t* pos, T* out, const Dims& g, const B
       int64_t kx0, kx1;
       clip_window(dx, g, kx0, kx1);
       const int64_t jlo = K + kx0, jhi = RW - 1 - K + kx1;
-      // E_d on the rows and columns the clipped windows read.
+      // E_d on the rows and columns the clipped windows read (columns [lo, hi], see Layout).
       for (int64_t i = 0; i < L.RH; ++i) {
-        if (need[i]) diff_squares(Aorg + i * g.Wp, plane, g.C, shift, jlo, jhi, e.data() + i * RW);
+        const int64_t j0 = std::max(jlo, L.lo[i]), j1 = std::min(jhi, L.hi[i]);
+        if (need[i] && j0 <= j1) {
+          diff_squares(Aorg + i * g.Wp, plane, g.C, shift, j0, j1, e.data() + i * RW);
+        }
       }
       for (int64_t u = 0; u < nu; ++u) {
         const Row& row = L.rows[u];
@@ -294,11 +310,11 @@ void backward_band(const T* A, const int64_t* pos, const T* G, const Dims& g, co
       const int64_t shift = dy * g.Wp + dx, gshift = dy * GW + dx;
       int64_t kx0, kx1;
       clip_window(dx, g, kx0, kx1);
-      const int64_t jlo = K + kx0, jhi = RW - 1 - K + kx1;
       for (int64_t u = 0; u < nu; ++u) {
         const Row& row = L.rows[u];
+        // Every column this row's pixels can reach; the rest of hrow stays 0.
         T* hh = hrow.data() + L.ci(row, g) * RW;
-        std::fill(hh + jlo, hh + jhi + 1, T(0));
+        std::fill(hh + row.cmin - L.clo, hh + row.cmax - L.clo + 2 * K + 1, T(0));
         T* gs = ghsin.data() + u * RW;
         for (int64_t q = row.q0; q < row.q1; ++q) {
           const T gq = gt[d * np + q - band.q0];
@@ -309,9 +325,11 @@ void backward_band(const T* A, const int64_t* pos, const T* G, const Dims& g, co
           for (int64_t kx = kx1 + 1; kx <= K; ++kx) gs[cj + kx] += gq;
         }
       }
-      // d/dA of gm[x] * E_d[x]: +t at x and -t at x + d.
+      // d/dA of gm[x] * E_d[x]: +t at x and -t at x + d. gm is 0 outside columns
+      // [lo, hi] of the row (see Layout), where nothing is added.
       for (int64_t i = 0; i < RH; ++i) {
-        if (!need[i]) continue;
+        const int64_t jlo = std::max(K + kx0, L.lo[i]), jhi = std::min(RW - 1 - K + kx1, L.hi[i]);
+        if (!need[i] || jlo > jhi) continue;
         const int64_t t0 = std::max(i - ky1, K), t1 = std::min(i - ky0, RH - 1 - K);
         sum_rows(hrow.data() + t0 * RW, RW, t1 - t0 + 1, jlo, jhi, gm.data());
         const T* __restrict__ gmr = gm.data();
