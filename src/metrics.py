@@ -25,7 +25,8 @@ Conventions (those behind the published benchmark tables):
 Arithmetic is float64 so that results do not depend on the device.
 """
 import torch
-import torch.nn.functional as F
+
+from ssim import ssim_map
 
 _Y_COEFFS = (65.481, 128.553, 24.966)
 
@@ -99,38 +100,6 @@ def psnr_per_image(sr, hr, scale, rgb_range, benchmark=True):
     sr, hr = _prepare(sr, hr, scale, rgb_range, benchmark)
     mse = (sr - hr).pow(2).flatten(1).mean(dim=1)
     return 10.0 * torch.log10(255.0 ** 2 / mse)
-
-
-def _gaussian_window(size=11, sigma=1.5, dtype=torch.float64, device=None):
-    x = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
-    g = torch.exp(-x * x / (2 * sigma * sigma))
-    return g / g.sum()
-
-
-def ssim_map(x, y, data_range=255.0, size=11, sigma=1.5, k1=0.01, k2=0.03):
-    """SSIM map over the valid region (no padding).
-
-    Args:
-        x, y: [B, C, H, W] with H, W >= size; each channel is treated on its own.
-        data_range: L in the stability constants (255 for 8-bit values).
-    Returns:
-        [B, C, H - size + 1, W - size + 1] SSIM values.
-    """
-    b, c, h, w = x.shape
-    if min(h, w) < size:
-        raise ValueError(f'SSIM needs images of at least {size}x{size}, got {h}x{w}')
-    g = _gaussian_window(size, sigma, x.dtype, x.device)
-    # One separable Gaussian applied to the five needed moments at once, per channel.
-    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1).reshape(b * 5 * c, 1, h, w)
-    blurred = F.conv2d(F.conv2d(stack, g.view(1, 1, size, 1)), g.view(1, 1, 1, size))
-    mu_x, mu_y, xx, yy, xy = blurred.reshape(b, 5, c, *blurred.shape[-2:]).unbind(1)
-    var_x = xx - mu_x * mu_x
-    var_y = yy - mu_y * mu_y
-    cov = xy - mu_x * mu_y
-    c1 = (k1 * data_range) ** 2
-    c2 = (k2 * data_range) ** 2
-    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)
-            / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)))
 
 
 def ssim_per_image(sr, hr, scale, rgb_range, benchmark=True):

@@ -4,7 +4,7 @@ Each pixel and channel gets the weight
 
     w = max_val * exp(-((ssim + 1) / s) ** 2),   s = alpha * age + beta,
 
-where ssim is the per-pixel SSIM map of (hr, sr) (see ``_ssim.ssim_map``: 11x11 Gaussian
+where ssim is the per-pixel SSIM map of (hr, sr) (see ``ssim.ssim_map`` with padding 'same': 11x11 Gaussian
 window, sigma 1.5, zero 'same' padding, C1 = (0.01 L)^2, C2 = (0.03 L)^2, L = rgb_range) and
 age is the training progress in epochs.  The weight is a constant for back-propagation
 (detached).  The loss is L1(sr * w, hr * w), a mean over all elements.
@@ -17,8 +17,8 @@ import math
 import torch
 import torch.nn as nn
 
+import ssim as ssim_maps
 import utility
-from . import _ssim
 
 
 class SPL(nn.Module):
@@ -66,7 +66,8 @@ class SPL(nn.Module):
         # float32 and no autocast: SSIM on 0..255 data squares values (x^2 up to 65025),
         # which half precision neither holds accurately nor, for float16, reliably at all.
         with torch.no_grad(), torch.autocast(sr.device.type, enabled=False):
-            ssim = _ssim.ssim_map(hr.detach().float(), sr.detach().float(), self.rgb_range)
+            ssim = ssim_maps.ssim_map(hr.detach().float(), sr.detach().float(), self.rgb_range,
+                                      padding='same')
             # In place: this runs every training step and the map is a temporary.
             return ssim.add_(1).div_(s).square_().neg_().exp_().mul_(self.max_val)
 
