@@ -2,6 +2,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 SRC = REPO / 'src'
@@ -16,3 +17,12 @@ def shared_dir():
     if not (SHARED / 'benchmark').is_dir():
         pytest.skip('../shared is not present')
     return SHARED
+
+
+@pytest.fixture(scope='session')
+def vgg_file(tmp_path_factory):
+    """A file of random VGG19 weights in torchvision's layout, for --vgg_weights."""
+    from vgg_weights import random_vgg19_state
+    path = tmp_path_factory.mktemp('vgg') / 'vgg19-random.pth'
+    torch.save(random_vgg19_state(), path)
+    return path

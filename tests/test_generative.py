@@ -1,7 +1,7 @@
 """RRDBNet, the VGG perceptual losses and the GAN / RGAN terms (CPU, tiny configurations).
 
-VGG weights are random tensors saved in torchvision's vgg19 state_dict layout; the
-classifier tensors are small stand-ins because the loader ignores ``classifier.*``.
+VGG weights are random tensors in torchvision's vgg19 state_dict layout (``vgg_file``
+fixture, tests/vgg_weights.py).
 """
 import datetime
 import os
@@ -15,34 +15,13 @@ import option
 import utility
 from loss import _adversarial, _vgg, gan, rgan, vgg22, vgg54
 from model import rrdbnet
+from vgg_weights import random_vgg19_state
 
 TINY_RRDB = ['--model', 'RRDBNet', '--n_rrdb', '1', '--n_feats', '8', '--rrdb_growth', '4']
 
 
 def _args(*flags):
     return option.parse_args(list(flags))
-
-
-def _vgg19_state(seed=0):
-    """Random weights with torchvision's vgg19 keys and conv shapes (He-scaled, so the
-    features neither vanish nor explode through 16 layers)."""
-    g = torch.Generator().manual_seed(seed)
-    state = {}
-    for index, shape in _vgg.CONV_SHAPES.items():
-        fan_in = shape[1] * 9
-        state[f'features.{index}.weight'] = torch.randn(shape, generator=g) * (2 / fan_in) ** 0.5
-        state[f'features.{index}.bias'] = torch.randn(shape[0], generator=g) * 0.01
-    for i, (o, n) in {0: (8, 16), 3: (8, 8), 6: (4, 8)}.items():
-        state[f'classifier.{i}.weight'] = torch.randn(o, n, generator=g)
-        state[f'classifier.{i}.bias'] = torch.zeros(o)
-    return state
-
-
-@pytest.fixture(scope='module')
-def vgg_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp('vgg') / 'vgg19-random.pth'
-    torch.save(_vgg19_state(), path)
-    return path
 
 
 def _images(b=2, c=3, size=32, seed=0):
@@ -142,7 +121,7 @@ def test_vgg_features_match_torchvision_indices(vgg_file, conv, last, shape):
     _, hr = _images(b=1, size=32)
     feats = net(hr)
     assert feats.shape == (1, *shape)
-    torch.testing.assert_close(feats, _reference_features(_vgg19_state(), hr, last))
+    torch.testing.assert_close(feats, _reference_features(random_vgg19_state(), hr, last))
     assert (feats < 0).any()  # pre-activation: the ReLU is not applied
 
 
@@ -173,7 +152,7 @@ def _save(path, obj):
 
 
 def _mismatched_files(tmp_path):
-    state = _vgg19_state()
+    state = random_vgg19_state()
     vgg16_like = {k: v for k, v in state.items() if k not in ('features.34.weight',
                                                                 'features.34.bias')}
     wrong_shape = dict(state, **{'features.0.weight': torch.zeros(64, 1, 3, 3)})

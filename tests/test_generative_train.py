@@ -1,17 +1,8 @@
 """A GAN + SSL fine-tuning run through the CLI: trains, checkpoints and resumes exactly."""
-import pytest
 import torch
 
 from cli import assert_user_error, run_main
-from test_generative import _vgg19_state
 from test_train import load, tiny_data  # noqa: F401  (fixture)
-
-
-@pytest.fixture(scope='module')
-def vgg_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp('vgg') / 'vgg19-random.pth'
-    torch.save(_vgg19_state(), path)
-    return path
 
 
 def gan_args(data_dir, vgg, save, epochs, *extra):

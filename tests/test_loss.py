@@ -146,24 +146,6 @@ def test_parsing_imports_no_loss_module():
 
 # -- every registered type --------------------------------------------------------------
 
-@pytest.fixture(scope='session')
-def vgg_weights_file(tmp_path_factory):
-    """A random torchvision-layout vgg19 state_dict, for types that need --vgg_weights."""
-    try:
-        shapes = import_module('loss._vgg').CONV_SHAPES
-    except (ImportError, AttributeError):
-        pytest.skip('needs --vgg_weights and loss._vgg gives no CONV_SHAPES to make a file')
-    gen = torch.Generator().manual_seed(0)
-    state = {}
-    for index, shape in shapes.items():
-        fan_in = shape[1] * shape[2] * shape[3]
-        state[f'features.{index}.weight'] = torch.randn(shape, generator=gen) * math.sqrt(2 / fan_in)
-        state[f'features.{index}.bias'] = torch.zeros(shape[0])
-    path = tmp_path_factory.mktemp('vgg') / 'vgg19_random.pth'
-    torch.save(state, path)
-    return path
-
-
 @pytest.mark.parametrize('type_file', _type_files(), ids=lambda p: p.stem.upper())
 def test_every_type_builds_backpropagates_and_round_trips(type_file, request):
     name = type_file.stem.upper()
@@ -173,7 +155,7 @@ def test_every_type_builds_backpropagates_and_round_trips(type_file, request):
     except utility.UserError as e:
         if '--vgg_weights' not in str(e):
             raise
-        flags += ['--vgg_weights', str(request.getfixturevalue('vgg_weights_file'))]
+        flags += ['--vgg_weights', str(request.getfixturevalue('vgg_file'))]
         criterion = loss.Loss(_args(*flags))
     torch.manual_seed(0)
     hr = _set5_crops()
