@@ -1,4 +1,5 @@
-"""Time one training step (forward, loss, backward, optimiser step) on real image patches.
+"""Time the trainer's own training step (``Trainer.step``: forward with --precision, loss,
+skip check, backward, --gclip, optimiser, --ema_decay) on real image patches.
 
     python bench/train_step.py --model EDSR --scale 2 --batch_size 16 --patch_size 96 \
         --loss 1*L1+1000*SSL+1*SPL --ssl_stride 3 --iters 10 --compare 1*L1
@@ -12,6 +13,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'src'))
@@ -22,31 +24,32 @@ import data  # noqa: E402
 import loss as loss_pkg  # noqa: E402
 import model as model_pkg  # noqa: E402
 import option  # noqa: E402
-from trainer import make_optimizer  # noqa: E402
+from experiment import Experiment  # noqa: E402
+from trainer import Trainer  # noqa: E402
 
 
-def build(argv):
+def build(argv, root):
+    """A Trainer for ``argv`` whose experiment writes nothing (its folder is never made)."""
     args = option.parse_args(argv)
     torch.manual_seed(args.seed)
     device = torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
+    loader = data.Data(args)
     net = model_pkg.Model(args, device)
-    net.train()
     criterion = loss_pkg.Loss(args).to(device)
-    opt = make_optimizer(args, [p for p in net.parameters() if p.requires_grad])
-    return args, device, net, criterion, opt
+    exp = Experiment(args, writer=False, root=root)
+    trainer = Trainer(args, loader, net, criterion, exp, device)
+    net.train()
+    return trainer
 
 
-def step(state, lr_img, hr_img, age):
-    args, device, net, criterion, opt = state
-    if device.type == 'cuda':
+def step(trainer, lr_img, hr_img):
+    """Seconds for one ``Trainer.step`` (device work included)."""
+    cuda = trainer.device.type == 'cuda'
+    if cuda:
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    opt.zero_grad(set_to_none=True)
-    sr = net(lr_img, 0)
-    total = criterion(sr.float(), hr_img, age=age)
-    total.backward()
-    opt.step()
-    if device.type == 'cuda':
+    trainer.step(lr_img, hr_img, 0)
+    if cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - t0
 
@@ -63,28 +66,29 @@ def main():
     configs = [common + rest]
     if ours.compare:
         configs.append(common + rest + ['--loss', ours.compare])
-    states = [build(c) for c in configs]
-    args, device = states[0][0], states[0][1]
-    loader = data.Data(args).loader_train
-    data_iter = iter(loader)
+    root = tempfile.mkdtemp(prefix='bench_train_step_')
+    trainers = [build(c + ['--save', f'bench{k}'], root) for k, c in enumerate(configs)]
+    args, device = trainers[0].args, trainers[0].device
+    data_iter = iter(trainers[0].loader_train)
     batches = []
     for _ in range(ours.iters + ours.warmup):
         item = next(data_iter)
         batches.append((item[0].to(device), item[1].to(device)))
     print(f'torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, '
-          f'model {args.model} x{args.scale[0]}, batch {args.batch_size}, patch {args.patch_size}')
-    times = [[] for _ in states]
+          f'model {args.model} x{args.scale[0]}, batch {args.batch_size}, patch '
+          f'{args.patch_size}, precision {args.precision}')
+    times = [[] for _ in trainers]
     for i, (lr_img, hr_img) in enumerate(batches):
-        age = (i + 1) / len(batches)
-        for k, state in enumerate(states):
-            t = step(state, lr_img, hr_img, age)
+        for k, trainer in enumerate(trainers):
+            t = step(trainer, lr_img, hr_img)
             if i >= ours.warmup:
                 times[k].append(t)
     medians = [statistics.median(t) for t in times]
-    for state, med in zip(states, medians):
-        print(f'loss {state[0].loss}: sec/iter: {med:.4f}')
+    for trainer, med in zip(trainers, medians):
+        print(f'loss {trainer.args.loss}: sec/iter: {med:.4f}')
     if len(medians) == 2:
-        print(f'ratio ({states[0][0].loss}) / ({states[1][0].loss}): {medians[0] / medians[1]:.3f}')
+        print(f'ratio ({trainers[0].args.loss}) / ({trainers[1].args.loss}): '
+              f'{medians[0] / medians[1]:.3f}')
 
 
 if __name__ == '__main__':

@@ -8,38 +8,54 @@ import csv
 import datetime
 import io
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 
-import torch
 
+import imageops
 import utility
 
 CHECKPOINT = 'checkpoint.pt'
 
 
-def load_checkpoint(path, map_location='cpu'):
-    """``torch.load(weights_only=True)`` with user-facing errors.
+def load_checkpoint(path):
+    """The dict in a run's checkpoint.pt (weights-only, on the CPU); UserError when unusable."""
+    return utility.load_pt(path, missing='check the run name, or start a new run with --save '
+                                         'instead of --load')
 
-    A missing file, a truncated one, or one that holds arbitrary pickled objects is a
-    UserError that says what is wrong; nothing is ever unpickled beyond tensors and
-    plain Python containers.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise utility.UserError(f'no checkpoint at {path}; check the run name, or start a new '
-                                f'run with --save instead of --load')
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises several types for corrupt or unsafe files
-        text = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if 'weights_only' in str(e) or 'Unsupported global' in str(e):
-            raise utility.UserError(f'{path} holds pickled Python objects, which are not loaded '
-                                    f'for safety; save a plain state_dict instead') from None
-        raise utility.UserError(f'cannot read {path} ({text}); the file is truncated or not a '
-                                f'torch checkpoint') from None
+
+def write_curves(directory, name, title, ylabel, series, epochs=None):
+    """Draw ``series`` ({label: [value per epoch]}) against ``epochs`` (default 1, 2, ...)
+    into ``directory/<name>.png`` and ``.pdf``, atomically.  Returns the paths written (none
+    when every series is empty)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    series = {label: list(values) for label, values in series.items() if len(values)}
+    if not series:
+        return []
+    figure = Figure(figsize=(6.4, 4.8))
+    FigureCanvasAgg(figure)  # Agg, without pyplot's global state
+    axes = figure.add_subplot()
+    for label, values in series.items():
+        xs = list(epochs) if epochs is not None else list(range(1, len(values) + 1))
+        axes.plot(xs, values, marker='o' if len(values) < 30 else None, label=label)
+    axes.set_title(title)
+    axes.set_xlabel('Epoch')
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_ylabel(ylabel)
+    axes.grid(True)
+    axes.legend()
+    written = []
+    for ext, metadata in (('png', None), ('pdf', {'CreationDate': None})):
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=ext, metadata=metadata)
+        path = Path(directory) / f'{name}.{ext}'
+        utility.atomic_write_bytes(path, buffer.getvalue())
+        written.append(path)
+    return written
 
 
 def _unique_archive_name(path):
@@ -129,7 +145,11 @@ class Experiment:
         """metrics.json ({dataset: {"x2": {"psnr", "ssim"}}}) and metrics.csv (one row per image)."""
         if not self.writer:
             return
-        utility.atomic_write_text(self.dir / 'metrics.json', json.dumps(summary, indent=2) + '\n')
+        rounded = {name: {scale: {key: round(value, 4 if key == 'psnr' else 6)
+                                  for key, value in means.items()}
+                          for scale, means in per_scale.items()}
+                   for name, per_scale in summary.items()}
+        utility.atomic_write_text(self.dir / 'metrics.json', json.dumps(rounded, indent=2) + '\n')
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator='\n')
         w.writerow(['dataset', 'scale', 'image', 'psnr', 'ssim'])
@@ -137,36 +157,18 @@ class Experiment:
             w.writerow([r['dataset'], r['scale'], r['image'], f"{r['psnr']:.4f}", f"{r['ssim']:.6f}"])
         utility.atomic_write_text(self.dir / 'metrics.csv', buf.getvalue())
 
-    def plot_psnr(self, epochs, history):
-        """history: {dataset: {"x2": {"psnr": [...]}}} aligned with ``epochs``; one PNG+PDF per set."""
-        if not self.writer or not epochs:
-            return
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        for dataset, per_scale in history.items():
-            fig = Figure()
-            FigureCanvasAgg(fig)  # Agg, without pyplot's global state
-            ax = fig.add_subplot()
-            for scale, values in per_scale.items():
-                ax.plot(epochs, values['psnr'], marker='.' if len(epochs) < 30 else None,
-                        label=f'{dataset} {scale}')
-            ax.set_title(f'PSNR on {dataset}')
-            ax.set_xlabel('Epoch')
-            ax.set_ylabel('PSNR (dB)')
-            ax.legend()
-            ax.grid(True)
-            for ext in ('png', 'pdf'):
-                buf = io.BytesIO()
-                fig.savefig(buf, format=ext)
-                utility.atomic_write_bytes(self.dir / f'test_{dataset}.{ext}', buf.getvalue())
+    def plot_curves(self, name, title, ylabel, series, epochs=None):
+        """Write ``<name>.png`` and ``<name>.pdf`` (see :func:`write_curves`); rank 0 only."""
+        if self.writer:
+            write_curves(self.dir, name, title, ylabel, series, epochs)
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, state):
         if self.writer:
             utility.atomic_torch_save(state, self.dir / CHECKPOINT)
 
-    def load_checkpoint(self, map_location='cpu'):
-        return load_checkpoint(self.dir / CHECKPOINT, map_location=map_location)
+    def load_checkpoint(self):
+        return load_checkpoint(self.dir / CHECKPOINT)
 
     def save_weights(self, state_dict, name):
         """A plain state_dict (EDSR-PyTorch's format) as model/<name>.pt."""
@@ -178,14 +180,9 @@ class Experiment:
         if not self.writer:
             return
         import imageio.v3 as iio
-        img = tensor.detach().float().mul(255 / rgb_range).round().clamp(0, 255).byte()
-        img = img.permute(1, 2, 0).cpu().numpy()
+        img = imageops.to_uint8(tensor, rgb_range).permute(1, 2, 0).cpu().numpy()
         if img.shape[2] == 1:
             img = img[:, :, 0]
         utility.atomic_write_bytes(self.dir / f'results-{dataset}' / f'{filename}.png',
                                    iio.imwrite('<bytes>', img, extension='.png'))
 
-
-def env_rank():
-    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), \
-        int(os.environ.get('LOCAL_RANK', 0))

@@ -11,13 +11,18 @@ if __package__ in (None, ''):
 import utility  # noqa: E402
 
 
+def env_rank():
+    """(rank, world_size, local_rank) of this process under torchrun; (0, 1, 0) otherwise."""
+    return (int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)),
+            int(os.environ.get('LOCAL_RANK', 0)))
+
+
 def _setup_distributed(args):
     """Join the torchrun process group, if any. Returns (rank, world_size, device)."""
     import datetime
 
     import torch
     import torch.distributed as dist
-    from experiment import env_rank
     rank, world_size, local_rank = env_rank()
     use_cuda = torch.cuda.is_available() and not args.cpu
     if world_size > 1:

@@ -26,38 +26,8 @@ Arithmetic is float64 so that results do not depend on the device.
 """
 import torch
 
+from imageops import quantize, rgb_to_y  # noqa: F401  (re-exported for callers)
 from ssim import ssim_map
-
-_Y_COEFFS = (65.481, 128.553, 24.966)
-
-
-def quantize(img, rgb_range):
-    """Round ``img`` to the 8-bit grid of [0, rgb_range] (clamped), keeping its range.
-
-    Args:
-        img: tensor of any shape, values nominally in [0, rgb_range].
-        rgb_range: the maximum pixel value (255, or 1 for models working in [0, 1]).
-    Returns:
-        Tensor of img's shape and dtype with values k * rgb_range / 255, k in 0..255.
-    """
-    pixel_range = 255 / rgb_range
-    return img.mul(pixel_range).clamp(0, 255).round().div(pixel_range)
-
-
-def rgb_to_y(img255, rounded=True):
-    """BT.601 luminance as MATLAB's rgb2ycbcr, in 0..255 units (16..235).
-
-    Args:
-        img255: [B, 3, H, W] with values in 0..255.
-        rounded: round to integers (half away from zero) as rgb2ycbcr does for uint8
-            images; False gives its double-precision result.
-    Returns:
-        [B, 1, H, W] of the same dtype.
-    """
-    c = torch.tensor(_Y_COEFFS, dtype=img255.dtype, device=img255.device).view(1, 3, 1, 1)
-    y = 16.0 + (img255 * c).sum(dim=1, keepdim=True) / 255.0
-    return torch.floor(y + 0.5) if rounded else y
-
 
 def _prepare(sr, hr, scale, rgb_range, benchmark):
     """Quantise, scale to 0..255 (float64), choose channels and shave the border.

@@ -240,6 +240,9 @@ def _derive(args, parser):
             parser.error(f'--best_on {args.best_on!r} must be NAME:SCALE with NAME in '
                          f'--data_test and SCALE in --scale, e.g. {args.data_test[0]}:'
                          f'{args.scale[0]}')
+        args.best_key = (name, int(s))
+    else:
+        args.best_key = (args.data_test[0], args.scale[0])
     # Parse the loss string here so that a bad one is refused before anything is built.
     import loss as loss_pkg
     try:

@@ -1,8 +1,9 @@
-"""Training and evaluation loop with EDSR-PyTorch semantics.
+"""The training loop with EDSR-PyTorch semantics.
 
-One epoch is ``--test_every`` batches; after each epoch the model is evaluated on
-``--data_test`` and ``experiment/<name>/checkpoint.pt`` is rewritten atomically with
-everything needed to continue the run exactly (``--load <name>``).
+One epoch is ``--test_every`` batches, each one ``Trainer.step``; after each epoch the
+model is evaluated (``evaluate.evaluate``) on ``--data_test`` and
+``experiment/<name>/checkpoint.pt`` is rewritten atomically with everything needed to
+continue the run exactly (``--load <name>``).
 """
 import contextlib
 import math
@@ -13,9 +14,10 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-import metrics
 import utility
+from best import Best
 from ema import EMA
+from evaluate import evaluate, format_scores
 
 
 def _rng_state():
@@ -76,14 +78,13 @@ class Trainer:
         self.epoch = 0
         self.iteration = 0
         self.error_last = None
-        self.best = None            # {'psnr', 'epoch'} on the best_on set and scale
+        self.best = Best(*args.best_key)
         self.metric_epochs = []     # epochs at which the test history was recorded
         self.metric_history = {}    # {dataset: {"x2": {"psnr": [...], "ssim": [...]}}}
         self.skipped = 0
         self.amp_dtype = None
         if args.precision == 'amp':
             self.amp_dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
-        self.best_key = self._best_key()
 
         self.trainable = model.trainable_parameters()
         self.optimizer = self.scheduler = self.ema = self.ddp = None
@@ -103,16 +104,9 @@ class Trainer:
                                find_unused_parameters=model.multi_scale)
             if exp.resume:
                 self._resume()
-        self.exp.log(f'Best model is chosen on {self.best_key[0]} x{self.best_key[1]} '
-                     f'(PSNR, set with --best_on)', echo=False)
+            self.exp.log(f'Best model is chosen on {self.best.describe()}', echo=False)
 
     # ------------------------------------------------------------------ helpers
-    def _best_key(self):
-        if self.args.best_on:
-            name, _, s = self.args.best_on.partition(':')
-            return name, int(s)
-        return self.args.data_test[0], self.args.scale[0]
-
     def _autocast(self):
         if self.amp_dtype is None:
             return contextlib.nullcontext()
@@ -141,7 +135,7 @@ class Trainer:
             'skipped': self.skipped,
             'loss': self.loss.state_dict(),
             'loss_log': self.loss.log_state(),
-            'best': self.best,
+            'best': self.best.state,
             'metric_epochs': list(self.metric_epochs),
             'metric_history': self.metric_history,
             'rng': _rng_state(),
@@ -155,15 +149,13 @@ class Trainer:
 
     def _resume(self):
         # On the CPU: RNG states must be CPU tensors; load_state_dict moves the rest.
-        ckpt = self.exp.load_checkpoint(map_location='cpu')
+        ckpt = self.exp.load_checkpoint()
         required = ('model', 'optimizer', 'scheduler', 'epoch', 'iteration', 'rng')
         missing = [k for k in required if k not in ckpt]
         if missing:
             raise utility.UserError(f'{self.exp.path("checkpoint.pt")} lacks {", ".join(missing)}; '
                                     f'it is not a checkpoint written by this code')
-        import model as model_pkg
-        model_pkg.load_state_dict_explained(self.model.get_model(), ckpt['model'],
-                                            str(self.exp.path('checkpoint.pt')))
+        self.model.load(ckpt['model'], str(self.exp.path('checkpoint.pt')))
         self.optimizer.load_state_dict(ckpt['optimizer'])
         self.scheduler.load_state_dict(ckpt['scheduler'])
         try:
@@ -186,7 +178,7 @@ class Trainer:
         self.iteration = ckpt['iteration']
         self.error_last = ckpt.get('error_last')
         self.skipped = ckpt.get('skipped', 0)
-        self.best = ckpt.get('best')
+        self.best.state = ckpt.get('best')
         self.metric_epochs = list(ckpt.get('metric_epochs', []))
         self.metric_history = ckpt.get('metric_history', {})
         _set_rng_state(ckpt['rng'])
@@ -234,14 +226,47 @@ class Trainer:
             bad = flag[0] > 0
         return bool(bad)
 
+    def step(self, lr_img, hr_img, idx_scale=0):
+        """One training iteration on a batch (LR [B, C, h, w], HR [B, C, s*h, s*w] in
+        [0, rgb_range], on the training device): forward (autocast with --precision amp),
+        loss at the current SPL age, skip check, backward, gradient clipping, optimiser step,
+        EMA update.  Returns the total loss tensor, or None when the batch was skipped (the
+        skip is logged and left out of the epoch means)."""
+        args = self.args
+        net = self.ddp if self.ddp is not None else self.model
+        self.iteration += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            sr = net(lr_img, idx_scale)
+        # Losses run in float32 (the SSL op always does).
+        total = self.loss(sr.float(), hr_img, age=self.age())
+        if self._skip_batch(total):
+            self.loss.discard_last()
+            return None
+        if self.scaler is not None:
+            self.scaler.scale(total).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            total.backward()
+        if args.gclip > 0:
+            torch.nn.utils.clip_grad_norm_(self.trainable, args.gclip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model.get_model())
+        return total
+
     def train(self):
+        """One epoch of ``--test_every`` steps, then the lr schedule and the loss plots."""
         args = self.args
         self.epoch += 1
         epoch = self.epoch
         self.data.set_epoch(epoch)
         self.loss.start_epoch()
         self.model.train()
-        net = self.ddp if self.ddp is not None else self.model
         lr = self.scheduler.get_last_lr()[0]
         self.exp.log(f'[Epoch {epoch}]\tLearning rate: {lr:.2e}')
         timer = utility.Timer()
@@ -252,33 +277,13 @@ class Trainer:
         for batch, item in enumerate(bar):
             lr_img, hr_img, _, idx_scale = item
             lr_img, hr_img = self._prepare(lr_img, hr_img)
-            self.iteration += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            with self._autocast():
-                sr = net(lr_img, idx_scale)
-            # Losses run in float32 (the SSL op always does).
-            total = self.loss(sr.float(), hr_img, age=self.age())
-            if self._skip_batch(total):
-                self.loss.discard_last()
+            total = self.step(lr_img, hr_img, idx_scale)
+            if total is None:
                 skipped_epoch += 1
                 mean = 'none' if self.error_last is None else f'{self.error_last:.4g}'
-                self.exp.log(f'Skip batch {batch + 1} of epoch {epoch}: loss {total.item():.4g} '
-                             f'(last epoch mean {mean})')
+                self.exp.log(f'Skip batch {batch + 1} of epoch {epoch}: loss '
+                             f'{self.loss.last()["Total"]:.4g} (last epoch mean {mean})')
                 continue
-            if self.scaler is not None:
-                self.scaler.scale(total).backward()
-                self.scaler.unscale_(self.optimizer)
-            else:
-                total.backward()
-            if args.gclip > 0:
-                torch.nn.utils.clip_grad_norm_(self.trainable, args.gclip)
-            if self.scaler is not None:
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                self.optimizer.step()
-            if self.ema is not None:
-                self.ema.update(self.model.get_model())
             if self.rank == 0 and (batch + 1) % 10 == 0:  # reading values syncs a GPU
                 bar.set_postfix_str(self.loss.display(), refresh=False)
             if (batch + 1) % args.print_every == 0:
@@ -292,29 +297,14 @@ class Trainer:
             self.error_last = means['Total']
         self.scheduler.step()
         # Terms with an optimiser of their own (GAN discriminators) follow the generator's decay.
-        for term in self.loss.terms.values():
-            if hasattr(term, 'set_lr'):
-                term.set_lr(self.scheduler.get_last_lr()[0])
+        self.loss.set_lr(self.scheduler.get_last_lr()[0])
         self.exp.log(f'[Epoch {epoch}]\t' + '  '.join(f'{k}: {v:.4f}' for k, v in means.items())
                      + f'\t{timer.toc():.1f}s' + (f'\t({skipped_epoch} batches skipped)'
                                                   if skipped_epoch else ''))
-        if self.rank == 0:
-            self.loss.plot(self.exp.dir)
+        for name, title, series in self.loss.curves():
+            self.exp.plot_curves(name, title, 'Weighted loss (epoch mean)', series)
 
     # ------------------------------------------------------------------ evaluation
-    @contextlib.contextmanager
-    def _eval_weights(self):
-        """Evaluate with the EMA weights when --ema_decay is on."""
-        if self.ema is None:
-            yield
-            return
-        live = self.model.model
-        self.model.model = self.ema.shadow
-        try:
-            yield
-        finally:
-            self.model.model = live
-
     def test(self):
         """Evaluate on every test set and scale (rank 0); log, write metrics and checkpoint."""
         if self.rank == 0:
@@ -324,85 +314,40 @@ class Trainer:
         if self.world_size > 1:
             dist.barrier()
 
-    @torch.no_grad()
     def _evaluate(self):
+        """Evaluate (with the EMA weights when --ema_decay is on), keep the history and the
+        best score of a training run, write metrics and plots.  True for a new best."""
         args = self.args
-        self.model.eval()
         timer = utility.Timer()
-        summary, rows = {}, []
-        is_best = False
-        if not args.test_only:
+        found = []
+        training = not args.test_only
+        if training:
             self.metric_epochs.append(self.epoch)
-        with self._eval_weights():
-            for loader in self.loader_test:
-                dataset = loader.dataset
-                name = dataset.name
-                for idx_scale, scale in enumerate(args.scale):
-                    dataset.set_scale(idx_scale)
-                    psnrs, ssims = [], []
-                    # disable=None: a bar on a terminal only, not in redirected logs.
-                    bar = tqdm(loader, ncols=100, leave=False, disable=None,
-                               desc=f'{name} x{scale}')
-                    for lr_img, hr_img, names in bar:
-                        lr_img, hr_img = self._prepare(lr_img, hr_img)
-                        with self._autocast():
-                            sr = self.model(lr_img, idx_scale)
-                        sr = metrics.quantize(sr.float(), args.rgb_range)
-                        filename = names[0] if isinstance(names, (list, tuple)) else str(names)
-                        if hr_img.numel():
-                            p, s = _measure(sr, hr_img, scale, args.rgb_range, dataset.benchmark,
-                                            f'{name}/{filename}')
-                            psnrs.append(p)
-                            ssims.append(s)
-                            rows.append({'dataset': name, 'scale': scale, 'image': filename,
-                                         'psnr': p, 'ssim': s})
-                        if args.save_results:
-                            self.exp.save_image(name, f'{filename}_x{scale}_SR', sr[0],
-                                                args.rgb_range)
-                            if args.save_gt:
-                                self.exp.save_image(name, f'{filename}_x{scale}_LR', lr_img[0],
-                                                    args.rgb_range)
-                                if hr_img.numel():
-                                    self.exp.save_image(name, f'{filename}_x{scale}_HR',
-                                                        hr_img[0], args.rgb_range)
-                    bar.close()
-                    if not psnrs:
-                        self.exp.log(f'[{name} x{scale}]  no ground truth: '
-                                     f'{"wrote SR images" if args.save_results else "nothing measured (add --save_results)"}')
-                        continue
-                    psnr, ssim = float(np.mean(psnrs)), float(np.mean(ssims))
-                    summary.setdefault(name, {})[f'x{scale}'] = {'psnr': round(psnr, 4),
-                                                                 'ssim': round(ssim, 6)}
-                    line = f'[{name} x{scale}]  PSNR: {psnr:.2f}  SSIM: {ssim:.4f}'
-                    if not args.test_only:
-                        hist = self.metric_history.setdefault(name, {}).setdefault(
-                            f'x{scale}', {'psnr': [], 'ssim': []})
-                        hist['psnr'].append(psnr)
-                        hist['ssim'].append(ssim)
-                        if (name, scale) == self.best_key:
-                            if self.best is None or psnr > self.best['psnr']:
-                                self.best = {'psnr': psnr, 'ssim': ssim, 'epoch': self.epoch}
-                                is_best = True
-                            line += (f'  (Best: {self.best["psnr"]:.2f} @epoch '
-                                     f'{self.best["epoch"]})')
-                    self.exp.log(line)
-        if not args.test_only:
-            self.exp.plot_psnr(self.metric_epochs, self.metric_history)
+
+        def report(name, scale, means):
+            line = format_scores(name, scale, means)
+            if training:
+                hist = self.metric_history.setdefault(name, {}).setdefault(
+                    f'x{scale}', {key: [] for key in means})
+                for key, value in means.items():
+                    hist.setdefault(key, []).append(value)
+                if self.best.concerns(name, scale):
+                    found.append(self.best.update(self.epoch, means))
+                    line += self.best.note()
+            self.exp.log(line)
+
+        with self.model.weights_of(self.ema.shadow if self.ema is not None else None):
+            summary, rows = evaluate(self.model, self.loader_test, args, self.device,
+                                     self._autocast, self.exp, report)
+        if training:
+            for name, per_scale in self.metric_history.items():
+                self.exp.plot_curves(
+                    f'test_{name}', f'PSNR on {name}', 'PSNR (dB)',
+                    {f'{name} {scale}': values['psnr'] for scale, values in per_scale.items()},
+                    epochs=self.metric_epochs)
         self.exp.write_metrics(summary, rows)
         self.exp.log(f'Evaluation: {timer.toc():.1f}s', echo=not args.test_only)
-        return is_best
-
-
-def _measure(sr, hr, scale, rgb_range, benchmark, what):
-    """(PSNR, SSIM) of one test image; an image too small to measure is a user error."""
-    try:
-        return (metrics.calc_psnr(sr, hr, scale, rgb_range, benchmark=benchmark),
-                metrics.calc_ssim(sr, hr, scale, rgb_range, benchmark=benchmark))
-    except ValueError as e:
-        if sr.shape != hr.shape:    # not the image's fault
-            raise
-        raise utility.UserError(f'{what} at x{scale}: {e}; remove the image from the test '
-                                f'set') from None
+        return any(found)
 
 
 def _plain(v):

@@ -117,3 +117,37 @@ class Timer:
 
     def toc(self):
         return time.time() - self.t0
+
+
+def load_pt(path, source=None, missing='give the path of an existing file', mmap=False):
+    """``torch.load(path, map_location='cpu', weights_only=True)`` with one-line user errors.
+
+    The single place where the project reads a ``.pt`` file.  Nothing beyond tensors and
+    plain Python containers is ever unpickled.  Raises UserError naming ``source`` (default:
+    the path) when the file is missing (``missing`` says what to do), truncated or not a
+    torch file, or holds pickled Python objects (the message does not repeat torch's hint to
+    load it unsafely).  ``mmap=True`` maps zip-format files instead of reading them whole.
+    """
+    import torch
+    path = Path(path).expanduser()
+    source = source or str(path)
+    if not path.is_file():
+        raise UserError(f'{source}: no such file; {missing}')
+    try:
+        try:
+            return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+        except RuntimeError:
+            if not mmap:
+                raise
+            # Files in torch's old (pre-zip) format cannot be mapped: read them whole.
+            return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt or unsafe files
+        text = str(e)
+        if 'weights_only' in text or 'Unsupported global' in text:
+            raise UserError(f'{source} cannot be read as plain weights: it holds pickled Python '
+                            f'objects, which are not loaded for safety; save a plain '
+                            f'state_dict (torch.save(model.state_dict(), path))') from None
+        first = text.strip().splitlines()[0] if text.strip() else ''
+        reason = f'{type(e).__name__}: {first}'.rstrip(': ')[:160]
+        raise UserError(f'{source} cannot be read as plain weights ({reason}); the file is '
+                        f'truncated or not a torch file') from None

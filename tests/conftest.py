@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 SRC = REPO / 'src'
@@ -26,3 +27,25 @@ def vgg_file(tmp_path_factory):
     path = tmp_path_factory.mktemp('vgg') / 'vgg19-random.pth'
     torch.save(random_vgg19_state(), path)
     return path
+
+
+# Flags of a tiny, fast model for CLI runs: EDSR with one block of 8 features, no workers.
+TINY = ['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8', '--n_threads', '0']
+
+
+def make_args(*flags):
+    """Parsed options (``option.parse_args``) for ``flags``, as the CLI would build them."""
+    import option
+    return option.parse_args([str(f) for f in flags])
+
+
+@pytest.fixture(scope='session')
+def tiny_data(tmp_path_factory):
+    """A --dir_data with one small benchmark image (benchmark/Tiny/HR/crop.png, 96x96 from the
+    bundled butterfly), so that evaluation after each epoch is quick."""
+    root = tmp_path_factory.mktemp('data')
+    src = Image.open(REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR' / 'butterfly.png').convert('RGB')
+    folder = root / 'benchmark' / 'Tiny' / 'HR'
+    folder.mkdir(parents=True)
+    src.crop((40, 40, 136, 136)).save(folder / 'crop.png')
+    return root

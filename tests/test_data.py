@@ -16,7 +16,7 @@ import data
 import option
 import utility
 from data import _image, _srdata, sample
-from data.imresize import imresize
+from imresize import imresize
 
 
 @pytest.fixture(autouse=True)

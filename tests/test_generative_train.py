@@ -2,7 +2,7 @@
 import torch
 
 from cli import assert_user_error, run_main
-from test_train import load, tiny_data  # noqa: F401  (fixture)
+from test_train import load
 
 
 def gan_args(data_dir, vgg, save, epochs, *extra):
@@ -14,7 +14,7 @@ def gan_args(data_dir, vgg, save, epochs, *extra):
             '--vgg_weights', vgg, '--n_threads', '0', '--save', save, *extra]
 
 
-def test_gan_ssl_run_resumes_exactly(tmp_path, tiny_data, vgg_file):  # noqa: F811
+def test_gan_ssl_run_resumes_exactly(tmp_path, tiny_data, vgg_file):
     exp = tmp_path / 'exp'
     full = run_main(gan_args(tiny_data, vgg_file, 'full', 2), exp_root=exp)
     assert full.returncode == 0, full.stderr[-3000:]
@@ -39,6 +39,6 @@ def test_gan_ssl_run_resumes_exactly(tmp_path, tiny_data, vgg_file):  # noqa: F8
             assert torch.allclose(da[k].float(), db[k].float(), rtol=1e-5, atol=1e-6), k
 
 
-def test_missing_vgg_weights_is_a_user_error(tmp_path, tiny_data):  # noqa: F811
+def test_missing_vgg_weights_is_a_user_error(tmp_path, tiny_data):
     proc = run_main(gan_args(tiny_data, tmp_path / 'nope.pth', 'run', 1), exp_root=tmp_path)
     assert_user_error(proc, 'nope.pth', '--vgg_weights')

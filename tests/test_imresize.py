@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from data.imresize import contributions, imresize
+from imresize import contributions, imresize
 
 
 def test_shrink_by_two_matches_hand_derived_weights():

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import experiment
 import loss
 import option
 import utility
@@ -234,12 +235,18 @@ def test_epoch_means_display_history_and_plots(tmp_path):
     resumed.load_log_state(torch.load(path, weights_only=True))
     assert resumed.history == criterion.history
 
-    written = criterion.plot(tmp_path)
+    written = _plot(criterion, tmp_path)
     assert sorted(p.name for p in written) == sorted(
         f'loss_{k}.{e}' for k in ('L1', 'MSE', 'Total') for e in ('png', 'pdf'))
     for p in written:
         head = p.read_bytes()[:8]
         assert head.startswith(b'\x89PNG' if p.suffix == '.png' else b'%PDF'), p
+
+
+def _plot(criterion, directory):
+    """The loss plots as the trainer draws them (Experiment.plot_curves)."""
+    return [path for name, title, series in criterion.curves()
+            for path in experiment.write_curves(directory, name, title, 'loss', series)]
 
 
 def test_a_discarded_batch_stays_out_of_the_means():
@@ -271,7 +278,7 @@ def test_one_term_shows_no_separate_total(tmp_path):
     assert criterion.display() == 'L1: 3'
     criterion.end_epoch()
     assert criterion.history == {'L1': [3.0], 'Total': [3.0]}
-    assert sorted(p.name for p in criterion.plot(tmp_path)) == ['loss_L1.pdf', 'loss_L1.png']
+    assert sorted(p.name for p in _plot(criterion, tmp_path)) == ['loss_L1.pdf', 'loss_L1.png']
 
 
 def test_resume_with_a_new_term_keeps_epochs_aligned():

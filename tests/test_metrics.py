@@ -10,7 +10,7 @@ import metrics
 import option
 from data import _srdata
 from data._benchmark import BenchmarkData
-from data.imresize import imresize
+from imresize import imresize
 from utility import REPO_ROOT
 
 

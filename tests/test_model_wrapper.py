@@ -10,7 +10,7 @@ import torch.nn as nn
 import model
 import option
 import utility
-from data.imresize import imresize
+from imresize import imresize
 
 TINY = ['--n_resblocks', '2', '--n_feats', '8', '--cpu']
 

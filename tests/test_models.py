@@ -87,7 +87,7 @@ def test_unknown_model_raises_user_error_listing_models():
 
 
 def test_bicubic_has_no_parameters_and_matches_imresize():
-    from data.imresize import imresize
+    from imresize import imresize
     args = option.parse_args(['--model', 'Bicubic', '--scale', '2+3+4'])
     net = model.Model(args, 'cpu').eval()
     assert not list(net.parameters()) and not net.trainable_parameters()

@@ -181,9 +181,9 @@ def test_results_do_not_depend_on_the_thread_count():
         assert torch.equal(g, outputs[0][1])
 
 
-def test_image_smaller_than_half_the_search_square_is_a_user_error():
+def test_image_smaller_than_half_the_search_square_is_refused():
     mask = torch.ones(1, 1, 12, 30, dtype=torch.bool)
-    with pytest.raises(utility.UserError, match=r'search//2\+1 = 13 .* got 12x30'):
+    with pytest.raises(ValueError, match=r'search//2\+1 = 13 .* got 12x30'):
         patch_distances(torch.rand(1, 3, 12, 30), mask, 25, 9)
     patch_distances(torch.rand(1, 3, 13, 13), torch.ones(1, 1, 13, 13, dtype=torch.bool), 25, 9)
 
@@ -194,7 +194,8 @@ def test_bad_sizes_and_shapes_are_refused():
         patch_distances(image, mask, 24, 9)
     with pytest.raises(ValueError, match='window must be a positive odd int'):
         patch_distances(image, mask, 25, 0)
-    with pytest.raises(utility.UserError, match='window 11 is larger than the search square 9'):
+    # The op speaks of its own arguments; loss/ssl.py names the flags (test_ssl_loss.py).
+    with pytest.raises(ValueError, match='window 11 is larger than the search square 9'):
         patch_distances(image, mask, 9, 11)
     with pytest.raises(ValueError, match=r'mask must be \[B, 1, H, W\]'):
         patch_distances(image, mask[:, :, :10], 9, 3)

@@ -6,46 +6,43 @@ import sys
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from cli import assert_user_error, run_main
-
-
-@pytest.fixture(scope='module')
-def tiny_data(tmp_path_factory):
-    """A one-image benchmark folder so evaluation after each epoch is quick."""
-    root = tmp_path_factory.mktemp('data')
-    src = Image.open(_bundled('butterfly.png')).convert('RGB')
-    folder = root / 'benchmark' / 'Tiny' / 'HR'
-    folder.mkdir(parents=True)
-    src.crop((40, 40, 136, 136)).save(folder / 'crop.png')
-    return root
-
-
-def _bundled(name):
-    from cli import REPO
-    return REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR' / name
+from conftest import TINY
 
 
 def train_args(data_dir, save, epochs, *extra):
-    return ['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8', '--scale', '2',
-            '--data_train', 'Sample', '--data_test', 'Tiny', '--dir_data', data_dir,
+    return [*TINY, '--scale', '2', '--data_train', 'Sample', '--data_test', 'Tiny', '--dir_data', data_dir,
             '--patch_size', '32', '--batch_size', '4', '--test_every', '3',
             '--epochs', epochs, '--decay', '1', '--gamma', '0.5', '--lr', '1e-3',
             '--loss', '1*L1+0.1*SSL+1*SPL', '--ssl_search', '11', '--ssl_window', '5',
-            '--n_threads', '0', '--save', save, *extra]
+            '--save', save, *extra]
 
 
 def load(path):
     return torch.load(path, map_location='cpu', weights_only=True)
 
 
-def test_resume_is_exact(tmp_path, tiny_data):
+@pytest.fixture(scope='module')
+def one_epoch(tmp_path_factory, tiny_data):
+    """One epoch of ``train_args`` (L1+SSL+SPL), run once for the module: a run folder that
+    tests copy (``_copy_run``) and resume, archive or damage."""
+    exp = tmp_path_factory.mktemp('one_epoch')
+    proc = run_main(train_args(tiny_data, 'part', 1), exp_root=exp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return exp / 'part'
+
+
+def _copy_run(run, exp, name):
+    exp.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(run, exp / name)
+
+
+def test_resume_is_exact(tmp_path, tiny_data, one_epoch):
     exp = tmp_path / 'exp'
     full = run_main(train_args(tiny_data, 'full', 3), exp_root=exp)
     assert full.returncode == 0, full.stderr[-3000:]
-    part = run_main(train_args(tiny_data, 'part', 1), exp_root=exp)
-    assert part.returncode == 0, part.stderr[-3000:]
+    _copy_run(one_epoch, exp, 'part')
     resumed = run_main(train_args(tiny_data, 'ignored', 3, '--load', 'part'), exp_root=exp)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert 'Resumed from epoch 1' in resumed.stdout
@@ -87,9 +84,9 @@ def _flatten(obj):
     return [float(obj)] if isinstance(obj, (int, float)) else []
 
 
-def test_existing_run_needs_load_or_reset(tmp_path, tiny_data):
+def test_existing_run_needs_load_or_reset(tmp_path, tiny_data, one_epoch):
     exp = tmp_path / 'exp'
-    assert run_main(train_args(tiny_data, 'run', 1), exp_root=exp).returncode == 0
+    _copy_run(one_epoch, exp, 'run')
     again = run_main(train_args(tiny_data, 'run', 1), exp_root=exp)
     assert_user_error(again, '--load run', '--reset')
     reset = run_main(train_args(tiny_data, 'run', 1, '--reset'), exp_root=exp)
@@ -106,9 +103,9 @@ def test_existing_run_needs_load_or_reset(tmp_path, tiny_data):
         assert (exp / 'run' / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
 
 
-def test_bad_checkpoints_are_refused(tmp_path, tiny_data):
+def test_bad_checkpoints_are_refused(tmp_path, tiny_data, one_epoch):
     exp = tmp_path / 'exp'
-    assert run_main(train_args(tiny_data, 'run', 1), exp_root=exp).returncode == 0
+    _copy_run(one_epoch, exp, 'run')
     ckpt = exp / 'run' / 'checkpoint.pt'
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
     assert_user_error(run_main(train_args(tiny_data, 'x', 2, '--load', 'run'), exp_root=exp),

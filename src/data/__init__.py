@@ -29,11 +29,11 @@ caches in ``_srdata``.
 """
 import os
 import re
-from importlib import import_module
 from pathlib import Path
 
 import torch
 
+import registry
 import utility
 from data import _loader
 
@@ -41,14 +41,12 @@ _HERE = Path(__file__).resolve().parent
 
 
 def dataset_files():
-    """{module name: display name} of the dataset files in src/data/."""
+    """{module name: display name} of the dataset files in src/data/ (nothing imported)."""
     found = {}
-    for path in sorted(_HERE.glob('*.py')):
-        if path.stem.startswith('_'):
-            continue
-        module = import_module('data.' + path.stem)
-        if hasattr(module, 'make_dataset'):
-            found[path.stem] = getattr(module, 'NAME', path.stem)
+    for stem in registry.names('data', 'make_dataset'):
+        text = (_HERE / f'{stem}.py').read_text(encoding='utf-8', errors='replace')
+        declared = re.search(r"^NAME\s*=\s*['\"]([^'\"]+)['\"]", text, re.MULTILINE)
+        found[stem] = declared.group(1) if declared else stem
     return found
 
 
@@ -66,7 +64,7 @@ def make_dataset(args, name, train, rank=0):
                                 'DIV2K, not a path; put the folder under <dir_data>/benchmark/')
     files = dataset_files()
     if name.lower() in files:
-        module = import_module('data.' + name.lower())
+        module = registry.load('data', name, 'make_dataset', 'dataset')
         return module.make_dataset(args, name, train, rank)
     dir_data = Path(args.dir_data).resolve()
     folder = dir_data / 'benchmark' / name
@@ -90,11 +88,27 @@ def _usable_cpus():
         return os.cpu_count() or 1
 
 
+def worker_count(n_threads, on_gpu, cpus=None):
+    """Data-loading worker processes for ``--n_threads`` on a machine with ``cpus`` cores.
+
+    With a GPU the workers have the CPU to themselves: at most one per core.  When the model
+    itself runs on the CPU, every core is already busy with torch's intra-op threads (and the
+    SSL op's), and each worker would take time slices from them: a 2-core machine ran the
+    demo's epochs several times slower with 2 workers under load.  So on the CPU a worker is
+    only started for every 8 cores (none below 8); loading a batch of patches in the main
+    process costs milliseconds beside a CPU training step.
+    """
+    cpus = _usable_cpus() if cpus is None else cpus
+    if on_gpu:
+        return min(n_threads, cpus)
+    return min(n_threads, cpus // 8)
+
+
 class Data:
     """Training and test loaders for ``args`` on one rank of ``world_size``.
 
-    ``--n_threads`` workers, at most the number of usable CPUs (the batches do not depend
-    on the number of workers, only the speed does).
+    ``--n_threads`` workers (the batches do not depend on the number of workers, only the
+    speed does), limited by ``worker_count``.
     """
 
     def __init__(self, args, rank=0, world_size=1):
@@ -102,7 +116,7 @@ class Data:
         self.loader_train = None
         self.batch_sampler = None
         pin = (not args.cpu) and torch.cuda.is_available()
-        workers = min(args.n_threads, _usable_cpus())
+        workers = worker_count(args.n_threads, on_gpu=pin)
         if not args.test_only:
             per_rank = args.batch_size // world_size
             if per_rank < 1:

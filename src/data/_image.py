@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+import imageops
 import utility
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
@@ -93,9 +94,8 @@ def read_image(path):
 
 def rgb_to_y_uint8(img):
     """uint8 [H, W, 3] RGB -> uint8 [H, W, 1] BT.601 Y (16..235), MATLAB's rgb2ycbcr rounding."""
-    rgb = img.astype(np.float64)
-    y = 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
-    return np.floor(y + 0.5).astype(np.uint8)[..., None]
+    rgb = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).to(torch.float64)
+    return imageops.rgb_to_y(rgb).to(torch.uint8).numpy().transpose(1, 2, 0)
 
 
 def set_channels(img, n_colors):

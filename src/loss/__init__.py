@@ -13,7 +13,8 @@ Registry
     -> nn.Module``; files starting with '_' are helpers.  Nothing is imported to check a
     name: the files are listed and read, so a bad string is refused before any heavy module
     (a compiled op, VGG weights) is touched.  A term's ``forward(sr, hr)`` returns a scalar
-    tensor; a term whose class sets ``NEEDS_AGE = True`` is called ``forward(sr, hr, age)``.
+    tensor; a term whose class sets ``NEEDS_AGE = True`` is called ``forward(sr, hr, age)``; one
+    with ``OWN_OPTIMIZER = True`` (a GAN term) has ``set_lr(lr)``, called through ``Loss.set_lr``.
 
 Composite ``Loss(args)`` -- what the trainer uses::
 
@@ -28,26 +29,25 @@ Composite ``Loss(args)`` -- what the trainer uses::
     means = loss.end_epoch()               # {'L1': .., 'SPL': .., 'Total': ..}, into history
     ckpt['loss'] = loss.state_dict()       # term state (e.g. a discriminator + optimizer)
     ckpt['loss_log'] = loss.log_state()    # plain python: loads with weights_only=True
-    loss.plot(experiment_dir)              # loss_<TYPE>.png / .pdf per term (+ Total)
+    for name, title, series in loss.curves():   # loss_<TYPE>.png / .pdf per term (+ Total)
+        exp.plot_curves(name, title, "Weighted loss (epoch mean)", series)
+    loss.set_lr(lr)                        # terms with their own optimiser follow the schedule
 
 All logged values are weighted (weight * term), as they enter the total.  ``history`` maps
 each type and 'Total' to its list of epoch means (index 0 = first epoch).
 """
-import io
 import math
 import re
 from importlib import import_module
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+import registry
 import utility
 
 TOTAL = 'Total'
 
-_HERE = Path(__file__).resolve().parent
-_DEFINES_MAKE_LOSS = re.compile(r'^(def\s+make_loss\s*\(|make_loss\s*=)', re.MULTILINE)
 # A decimal number, optional sign (so "-1" is reported as not positive rather than garbled).
 _NUMBER = re.compile(r'[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?')
 # The text of a term so far when a '+' there is an exponent sign ("1e+3"), not a separator.
@@ -56,14 +56,7 @@ _MANTISSA_E = re.compile(r'\s*[+-]?(?:\d+\.?\d*|\.\d+)[eE]')
 
 def available_types():
     """Sorted upper-case names of the loss types: ``src/loss/<t>.py`` defining make_loss."""
-    types = []
-    for path in _HERE.glob('*.py'):
-        stem = path.stem
-        if stem.startswith('_') or stem != stem.lower() or not stem.isidentifier():
-            continue
-        if _DEFINES_MAKE_LOSS.search(path.read_text(encoding='utf-8', errors='replace')):
-            types.append(stem.upper())
-    return sorted(types)
+    return sorted(name.upper() for name in registry.names('loss', 'make_loss'))
 
 
 def _split_terms(text):
@@ -133,7 +126,7 @@ class Loss(nn.Module):
 
     def __init__(self, args):
         super().__init__()
-        terms = parse_loss_string(args.loss)
+        terms = args.loss_terms     # parsed once, by option.parse_args
         self.weights = {name: float(weight) for weight, name in terms}
         self.terms = nn.ModuleDict()
         for _, name in terms:
@@ -258,35 +251,19 @@ class Loss(nn.Module):
         self.history = {key: [float(v) for v in saved.get(key, [math.nan] * epochs)]
                         for key in self._keys()}
 
-    def plot(self, directory):
-        """Write loss_<TYPE>.png and loss_<TYPE>.pdf (weighted epoch means against epoch) for
-        each term, and for the total when there are several terms.  Returns the paths."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
+    def set_lr(self, lr):
+        """Give ``lr`` to the terms with an optimiser of their own (``OWN_OPTIMIZER = True``,
+        e.g. a GAN's discriminator), which follow the generator's schedule."""
+        for term in self.terms.values():
+            if getattr(term, 'OWN_OPTIMIZER', False):
+                term.set_lr(lr)
 
-        directory = Path(directory)
-        written = []
+    def curves(self):
+        """What to plot: [(name, title, {label: epoch means})], one per term and the total
+        (when there are several terms); ``Experiment.plot_curves`` draws them."""
+        out = []
         for key in self._shown_keys():
-            values = self.history[key]
-            if not values:
-                continue
-            figure = Figure(figsize=(6.4, 4.8))
-            FigureCanvasAgg(figure)  # Agg, without pyplot's global state
-            axes = figure.add_subplot()
-            epochs = range(1, len(values) + 1)
-            label = self.describe() if key == TOTAL else f'{self.weights[key]:g} * {key}'
-            axes.plot(epochs, values, marker='o' if len(values) == 1 else None, label=label)
-            axes.set_title(f'{key} loss')
-            axes.set_xlabel('Epoch')
-            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-            axes.set_ylabel('Weighted loss (epoch mean)')
-            axes.grid(True)
-            axes.legend()
-            for ext, metadata in (('png', None), ('pdf', {'CreationDate': None})):
-                buffer = io.BytesIO()
-                figure.savefig(buffer, format=ext, metadata=metadata)
-                path = directory / f'loss_{key}.{ext}'
-                utility.atomic_write_bytes(path, buffer.getvalue())
-                written.append(path)
-        return written
+            if self.history[key]:
+                label = self.describe() if key == TOTAL else f'{self.weights[key]:g} * {key}'
+                out.append((f'loss_{key}', f'{key} loss', {label: self.history[key]}))
+        return out

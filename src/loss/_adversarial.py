@@ -88,6 +88,8 @@ class Adversarial(nn.Module):
     ``last_d_loss``: mean discriminator loss of the last update (0-dim tensor) or None.
     """
 
+    OWN_OPTIMIZER = True   # Loss.set_lr passes the generator's lr on
+
     def __init__(self, relativistic=False, n_colors=3, rgb_range=255, gan_k=1, lr=1e-4,
                  betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, d_feats=64, sync_ddp=True):
         super().__init__()

@@ -52,15 +52,6 @@ def _refuse(path, problem):
     raise utility.UserError(f'--vgg_weights {path!r} {problem}; VGG22/VGG54 need {_NEEDED}')
 
 
-def _torch_load(path):
-    try:
-        # mmap avoids reading the 0.5 GB classifier we ignore; files in torch's old
-        # (pre-zip) format cannot be mapped and are read whole instead.
-        return torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-    except RuntimeError:
-        return torch.load(path, map_location='cpu', weights_only=True)
-
-
 def load_vgg19_state(path):
     """Read and check a torchvision vgg19 state_dict file.
 
@@ -71,13 +62,14 @@ def load_vgg19_state(path):
     if not path:
         raise utility.UserError(f'--vgg_weights is not set; VGG22/VGG54 need {_NEEDED}')
     path = os.path.expanduser(path)
-    if not os.path.isfile(path):
-        _refuse(path, 'is not a file')
+    # mmap: the 0.5 GB classifier in the file is never read.
     try:
-        state = _torch_load(path)
-    except Exception as e:  # any unreadable file is the same user mistake
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        _refuse(path, f'could not be read as a weights-only torch file ({reason[:120]})')
+        state = utility.load_pt(path, f'--vgg_weights {path!r}', mmap=True,
+                                missing=f'VGG22/VGG54 need {_NEEDED}')
+    except utility.UserError as e:
+        if 'no such file' in str(e):
+            raise
+        raise utility.UserError(f'{e}; VGG22/VGG54 need {_NEEDED}') from None
     if not isinstance(state, dict):
         _refuse(path, f'holds a {type(state).__name__}, not a state_dict')
     expected = {}

@@ -99,6 +99,12 @@ class SSL(nn.Module):
         hr = hr.detach()
         mask = edge_mask(hr, self.rgb_range, self.threshold, self.stride)
         scale = 1.0 / self.rgb_range
+        need = self.search // 2 + 1
+        if min(sr.shape[-2:]) < need:
+            raise utility.UserError(
+                f'SSL needs images of at least search//2+1 = {need} pixels per side for search '
+                f'{self.search}, got {sr.shape[-2]}x{sr.shape[-1]}; use a smaller --ssl_search '
+                f'or a larger --patch_size')
         d_sr = patch_distances(sr * scale, mask, self.search, self.window)
         if d_sr.shape[0] == 0:
             return d_sr.sum()  # 0, connected to sr

@@ -13,8 +13,8 @@
 ``--self_ensemble`` (x8 geometric ensemble) and ``--chop`` (overlapping tiles).  Its
 ``state_dict()`` has the bare network's keys (EDSR-PyTorch's ``model_latest.pt`` layout).
 """
+import contextlib
 import functools
-import importlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+import registry
 import utility
 
 MODEL_DIR = Path(__file__).resolve().parent
@@ -31,7 +32,6 @@ DEFAULT_SCALES = (2, 3, 4)
 # match the untiled forward exactly where the receptive field is within it.
 CHOP_SHAVE = 10
 
-_NOT_MODELS = {'__init__', 'common'}
 _PREFIXES = ('module.', '_orig_mod.')
 # Keys under which checkpoints wrap a state_dict: ours and EDSR-PyTorch-style ('model'),
 # Lightning-style ('state_dict'), BasicSR ('params_ema' preferred over 'params').
@@ -42,28 +42,12 @@ _WRAPPER_KEYS = ('model', 'state_dict', 'params_ema', 'params')
 
 def available_models():
     """Lower-case names of the files in src/model/ that define ``make_model``."""
-    names = []
-    for path in sorted(MODEL_DIR.glob('*.py')):
-        if path.stem in _NOT_MODELS or path.stem.startswith('_'):
-            continue
-        try:
-            text = path.read_text(encoding='utf-8')
-        except OSError:
-            continue
-        # A text scan rather than an import: listing must not depend on every file importing.
-        if re.search(r'^def make_model\(', text, re.MULTILINE):
-            names.append(path.stem)
-    return names
+    return registry.names('model', 'make_model')
 
 
 def get_module(name):
     """The module for ``--model name`` (case-insensitive); UserError listing the models."""
-    key = str(name).lower()
-    names = available_models()
-    if key not in names:
-        raise utility.UserError(f'unknown --model {name!r}; available (any case): '
-                                f'{", ".join(names)}')
-    return importlib.import_module('model.' + key)
+    return registry.load('model', name, 'make_model', '--model')
 
 
 def model_traits(module):
@@ -166,18 +150,9 @@ def _first_line(error):
 
 
 def read_weights(path, source=None):
-    """``torch.load(path, weights_only=True)`` on the CPU; UserError if missing/unreadable."""
-    path = Path(path).expanduser()
-    source = source or str(path)
-    if not path.is_file():
-        raise utility.UserError(f'{source}: no such file; give the path of saved weights '
-                                f'(a state_dict .pt file) or "download"')
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # torch.load fails in many ways on a bad file; all mean the same
-        raise utility.UserError(
-            f'{source}: cannot be read as plain weights ({_first_line(e)}); give a '
-            f'complete file saved with torch.save(model.state_dict(), path)') from None
+    """The weights in ``path`` (weights-only, on the CPU); UserError if missing/unreadable."""
+    return utility.load_pt(path, source, missing='give the path of saved weights (a '
+                                                 'state_dict .pt file) or "download"')
 
 
 def download_pretrained(module, args):
@@ -196,7 +171,6 @@ def download_pretrained(module, args):
             digest = re.search(r'-([a-f0-9]{6,})\.', cached.name)
             torch.hub.download_url_to_file(url, str(cached), progress=True,
                                            hash_prefix=digest.group(1) if digest else None)
-        weights = torch.load(cached, map_location='cpu', weights_only=True)
     except OSError as e:  # URLError, HTTPError, timeouts, refused connections
         reason = getattr(e, 'reason', None) or _first_line(e)
         raise utility.UserError(
@@ -204,9 +178,9 @@ def download_pretrained(module, args):
             f'or download the file yourself and give --pre_train PATH') from None
     except Exception as e:
         raise utility.UserError(
-            f'--pre_train download: {url} did not load ({_first_line(e)}); delete it from '
+            f'--pre_train download: {url} did not download ({_first_line(e)}); delete it from '
             f'{PRETRAINED_DIR} and retry, or give --pre_train PATH') from None
-    return url, weights
+    return url, read_weights(cached, f'--pre_train download ({cached})')
 
 
 # ----------------------------------------------------------------------------- inference
@@ -305,7 +279,6 @@ class Model(nn.Module):
     def __init__(self, args, device='cpu'):
         super().__init__()
         module = get_module(args.model)
-        check_scales(args.model, module, args.scale)
         _, self.multi_scale, self.input_large = model_traits(module)
         self.name = args.model
         self.scale = list(args.scale)
@@ -313,7 +286,7 @@ class Model(nn.Module):
         self.chop = bool(args.chop)
         self.chop_size = args.chop_size
         self.chop_shave = CHOP_SHAVE
-        self.model = module.make_model(args).to(device)
+        self.model = make_net(args).to(device)
         self.register_state_dict_post_hook(_drop_wrapper_prefix)
         self.register_load_state_dict_pre_hook(_add_wrapper_prefix)
         self.loaded_from = None
@@ -324,7 +297,7 @@ class Model(nn.Module):
             else:
                 source = f'--pre_train {args.pre_train}'
                 weights = read_weights(args.pre_train, source)
-            load_state_dict_explained(self.model, weights, source)
+            self.load(weights, source)
             self.loaded_from = source
 
     def get_model(self):
@@ -335,9 +308,19 @@ class Model(nn.Module):
         """Parameters with requires_grad (empty for Bicubic: nothing to train)."""
         return [p for p in self.model.parameters() if p.requires_grad]
 
-    def save(self, path):
-        """Write the bare network's state_dict to ``path`` atomically."""
-        utility.atomic_torch_save(self.model.state_dict(), path)
+    @contextlib.contextmanager
+    def weights_of(self, net):
+        """Run with the network ``net`` (same architecture, e.g. the EMA average) in place of
+        the wrapped one until the block ends (``None``: keep the wrapped one)."""
+        if net is None:
+            yield self
+            return
+        live = self.model
+        self.model = net
+        try:
+            yield self
+        finally:
+            self.model = live
 
     def load(self, source, name=None):
         """Load weights strictly from a path or a (possibly wrapped) state_dict."""
@@ -362,6 +345,6 @@ class Model(nn.Module):
 
     def _forward_net(self, lr, scale):
         if self.input_large:
-            from data.imresize import imresize
+            from imresize import imresize
             lr = imresize(lr, scale=scale)
         return self.model(lr)

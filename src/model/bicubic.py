@@ -5,7 +5,7 @@ One "network" serves every integer scale; ``set_scale(idx)`` picks ``args.scale[
 """
 import torch.nn as nn
 
-from data.imresize import imresize
+from imresize import imresize
 
 SCALES = None
 MULTI_SCALE = True

@@ -15,9 +15,11 @@ INPUT_LARGE = False
 
 
 def make_model(args):
+    # --res_scale is not read, as in EDSR-PyTorch (its RCAN builds every RCAB with
+    # res_scale=1, and the published weights were trained so).
     return RCAN(scale=args.scale[0], n_colors=args.n_colors, n_resgroups=args.n_resgroups,
                 n_resblocks=args.n_resblocks, n_feats=args.n_feats,
-                reduction=args.reduction, res_scale=args.res_scale, rgb_range=args.rgb_range)
+                reduction=args.reduction, res_scale=1.0, rgb_range=args.rgb_range)
 
 
 def pretrained_url(args):

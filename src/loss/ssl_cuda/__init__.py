@@ -77,13 +77,12 @@ def _check(image, mask, search, window):
         if not isinstance(v, int) or v < 1 or v % 2 == 0:
             raise ValueError(f'patch_distances: {name} must be a positive odd int, got {v!r}')
     if window > search:
-        raise utility.UserError(f'SSL window {window} is larger than the search square {search}; '
-                                'use --ssl_window <= --ssl_search')
+        raise ValueError(f'patch_distances: window {window} is larger than the search square '
+                         f'{search}')
     need = search // 2 + 1
     if h < need or w < need:
-        raise utility.UserError(
-            f'SSL needs images of at least search//2+1 = {need} pixels per side for search '
-            f'{search}, got {h}x{w}; use a smaller --ssl_search or a larger --patch_size')
+        raise ValueError(f'patch_distances: images need at least search//2+1 = {need} pixels '
+                         f'per side for search {search}, got {h}x{w}')
 
 
 def patch_distances(image, mask, search=25, window=9):

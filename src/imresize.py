@@ -16,8 +16,9 @@ same resampling is used.  This reproduces MATLAB's algorithm:
 * output size ``ceil(scale * size)`` when a scale is given, and the scale is then
   used as given (not recomputed from the rounded size), as in MATLAB.
 
-No rounding or clamping is done: a caller that wants an 8-bit image rounds (and
-clamps) itself, e.g. ``imresize(x, 0.5).round().clamp(0, 255)``.
+No rounding or clamping is done: a caller that wants an 8-bit image as MATLAB makes it
+rounds halves away from zero and clamps, e.g.
+``imageops.round_half_away(imresize(x, 0.5)).clamp(0, 255)``.
 """
 import functools
 import math

@@ -1,0 +1,99 @@
+"""Evaluation on the test sets, as the SR literature computes it: one function that
+test-only runs and validation during training share.
+
+``evaluate`` runs every ``--data_test`` set at every ``--scale``, scores each image with
+``score_image`` (PSNR/SSIM of the 8-bit output, see ``metrics``), writes the SR images with
+``--save_results``, and reports each set's means as soon as they are known.
+"""
+import contextlib
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import imageops
+import metrics
+import utility
+
+
+def score_image(sr, hr, scale, args, benchmark, what):
+    """{metric name: value} of one test image.
+
+    sr, hr: [1, C, H, W] in [0, rgb_range] (sr already quantised); ``what`` names the image
+    in errors.  An image too small to measure is a user error.
+    """
+    try:
+        return {'psnr': metrics.calc_psnr(sr, hr, scale, args.rgb_range, benchmark=benchmark),
+                'ssim': metrics.calc_ssim(sr, hr, scale, args.rgb_range, benchmark=benchmark)}
+    except ValueError as e:
+        if sr.shape != hr.shape:    # not the image's fault
+            raise
+        raise utility.UserError(f'{what} at x{scale}: {e}; remove the image from the test '
+                                f'set') from None
+
+
+def format_scores(name, scale, means):
+    """The log line of one set and scale, e.g. '[Set5 x4]  PSNR: 28.42  SSIM: 0.8104'."""
+    return f'[{name} x{scale}]  PSNR: {means["psnr"]:.2f}  SSIM: {means["ssim"]:.4f}'
+
+
+@torch.no_grad()
+def evaluate(model, loaders, args, device, autocast=contextlib.nullcontext, exp=None,
+             report=None):
+    """Score ``model`` (the ``model.Model`` wrapper, put in eval mode here) on ``loaders``.
+
+    Args:
+        loaders: the test DataLoaders of ``data.Data`` (``loader.dataset`` has ``.name``,
+            ``.benchmark``, ``.set_scale``).
+        autocast: a callable returning the context to run the network in (mixed precision).
+        exp: the run's ``Experiment``, to save images (``--save_results``) and log; None
+            writes nothing.
+        report: called as ``report(name, scale, means)`` when a set and scale is done
+            (default: log ``format_scores``).
+    Returns:
+        (summary, rows): summary ``{dataset: {'x2': {metric: mean}}}`` for sets with ground
+        truth; rows ``[{'dataset', 'scale', 'image', metric: value, ...}]`` per image.
+    """
+    log = exp.log if exp is not None else print
+    if report is None:
+        def report(name, scale, means):
+            log(format_scores(name, scale, means))
+    model.eval()
+    summary, rows = {}, []
+    for loader in loaders:
+        dataset = loader.dataset
+        name = dataset.name
+        for idx_scale, scale in enumerate(args.scale):
+            dataset.set_scale(idx_scale)
+            scores = []
+            # disable=None: a bar on a terminal only, not in redirected logs.
+            bar = tqdm(loader, ncols=100, leave=False, disable=None, desc=f'{name} x{scale}')
+            for lr_img, hr_img, names in bar:
+                lr_img = lr_img.to(device, non_blocking=True)
+                hr_img = hr_img.to(device, non_blocking=True)
+                with autocast():
+                    sr = model(lr_img, idx_scale)
+                sr = imageops.quantize(sr.float(), args.rgb_range)
+                filename = names[0] if isinstance(names, (list, tuple)) else str(names)
+                if hr_img.numel():
+                    values = score_image(sr, hr_img, scale, args, dataset.benchmark,
+                                         f'{name}/{filename}')
+                    scores.append(values)
+                    rows.append({'dataset': name, 'scale': scale, 'image': filename, **values})
+                if args.save_results and exp is not None:
+                    exp.save_image(name, f'{filename}_x{scale}_SR', sr[0], args.rgb_range)
+                    if args.save_gt:
+                        exp.save_image(name, f'{filename}_x{scale}_LR', lr_img[0], args.rgb_range)
+                        if hr_img.numel():
+                            exp.save_image(name, f'{filename}_x{scale}_HR', hr_img[0],
+                                           args.rgb_range)
+            bar.close()
+            if not scores:
+                done = ('wrote SR images' if args.save_results
+                        else 'nothing measured (add --save_results)')
+                log(f'[{name} x{scale}]  no ground truth: {done}')
+                continue
+            means = {key: float(np.mean([s[key] for s in scores])) for key in scores[0]}
+            summary.setdefault(name, {})[f'x{scale}'] = means
+            report(name, scale, means)
+    return summary, rows
