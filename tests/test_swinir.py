@@ -282,4 +282,7 @@ def test_cli_sr_images_equal_the_official_network(official, tmp_path, template, 
         equal += int((diff == 0).sum())
         # The weights give a varied image, not a saturated one.
         assert ((expected > 0) & (expected < 255)).mean() > 0.5
+    # `pytest -s` shows the figure that README quotes.
+    print(f'{template} x{scale}: {equal} of {total} values equal ({equal / total:.4%}), '
+          f'the rest one level off')
     assert equal / total >= 0.999, equal / total
