@@ -72,7 +72,7 @@ def test_every_model_at_every_scale(name, scale):
 
 def test_registry_lists_model_files_only():
     names = model.available_models()
-    for expected in ('bicubic', 'edsr', 'mdsr', 'rcan', 'rdn', 'srresnet', 'vdsr'):
+    for expected in ('bicubic', 'edsr', 'mdsr', 'rcan', 'rdn', 'srresnet', 'swinir', 'vdsr'):
         assert expected in names
     assert 'common' not in names and '__init__' not in names
 
