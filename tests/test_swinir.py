@@ -186,11 +186,16 @@ def _official_and_ours(official, argv, img_size, seed=0, drop_path=0.1):
     return args, ref, weights
 
 
-def test_training_forward_and_gradients_equal_the_official_network(official):
-    """Train mode without stochastic depth: same output and same gradient for every
-    parameter, at the stored mask's size and at another size."""
-    args, ref, weights = _official_and_ours(official, ['--model', 'SwinIR', '--scale', '2']
-                                            + TINY, img_size=8, drop_path=0.0)
+@pytest.mark.parametrize('scale,upsampler,resi', [(2, 'pixelshuffle', '1conv'),
+                                                  (3, 'pixelshuffledirect', '1conv'),
+                                                  (4, 'nearest+conv', '3conv')])
+def test_training_forward_and_gradients_equal_the_official_network(official, scale, upsampler,
+                                                                   resi):
+    """Train mode without stochastic depth, every head and residual conv: same output and
+    same gradient for every parameter, at the stored mask's size and at another size."""
+    argv = ['--model', 'SwinIR', '--scale', str(scale), '--upsampler', upsampler,
+            '--resi_connection', resi] + TINY
+    args, ref, weights = _official_and_ours(official, argv, img_size=8, drop_path=0.0)
     net = model.make_net(args)
     net.load_state_dict(weights)
     ref.train()
@@ -198,7 +203,7 @@ def test_training_forward_and_gradients_equal_the_official_network(official):
     torch.manual_seed(0)
     for size in ((8, 8), (12, 16)):
         x = torch.rand(2, 3, *size)
-        g = torch.randn(2, 3, 2 * size[0], 2 * size[1])
+        g = torch.randn(2, 3, scale * size[0], scale * size[1])
         ref.zero_grad()
         net.zero_grad()
         y_ref, y = ref(x), net(x * 255) / 255
@@ -286,3 +291,17 @@ def test_cli_sr_images_equal_the_official_network(official, tmp_path, template, 
     print(f'{template} x{scale}: {equal} of {total} values equal ({equal / total:.4%}), '
           f'the rest one level off')
     assert equal / total >= 0.999, equal / total
+
+
+def test_stochastic_depth_acts_in_training_only():
+    """--drop_path: residual branches are dropped at random in training; eval is fixed."""
+    args = option.parse_args(['--model', 'SwinIR', '--scale', '2', '--drop_path', '0.9']
+                             + TINY)
+    net = model.make_net(args)
+    x = torch.rand(2, 3, 8, 8) * 255
+    torch.manual_seed(0)
+    first, second = net(x), net(x)
+    assert not torch.equal(first, second)
+    net.eval()
+    with torch.no_grad():
+        assert torch.equal(net(x), net(x))
