@@ -139,6 +139,25 @@ def build_parser():
         help='RDN: (blocks, layers, growth) A = (20, 6, 32), B = (16, 8, 64)')
     add('--n_rrdb', type=_positive_int, default=23, help='RRDBNet: number of RRDB blocks')
     add('--rrdb_growth', type=_positive_int, default=32, help='RRDBNet: dense growth channels')
+    add('--img_size', type=_positive_int, default=64,
+        help='SwinIR: training LR patch size the shift masks are stored for (a multiple of '
+             '--window_size; other input sizes work too); --pre_train takes it from the file')
+    add('--window_size', type=_positive_int, default=8, help='SwinIR: attention window side')
+    add('--embed_dim', type=_positive_int, default=180, help='SwinIR: transformer features')
+    add('--depths', type=_positive_int, nargs='+', default=(6,) * 6, metavar='D',
+        help='SwinIR: Swin blocks per residual group, one number per group')
+    add('--num_heads', type=_positive_int, nargs='+', default=(6,) * 6, metavar='H',
+        help='SwinIR: attention heads per residual group (divide --embed_dim)')
+    add('--mlp_ratio', type=_positive_float, default=2.0,
+        help='SwinIR: MLP hidden features / --embed_dim')
+    add('--upsampler', type=str, default='pixelshuffle',
+        choices=('pixelshuffle', 'pixelshuffledirect', 'nearest+conv'),
+        help='SwinIR reconstruction: pixelshuffle (classical), pixelshuffledirect '
+             '(lightweight), nearest+conv (real-world, x4)')
+    add('--resi_connection', type=str, default='1conv', choices=('1conv', '3conv'),
+        help='SwinIR: conv closing each residual group (3conv: SwinIR-L)')
+    add('--drop_path', type=_unit_float, default=0.1,
+        help='SwinIR: stochastic-depth rate of the last block (training only)')
 
     add = p.add_argument_group('training').add_argument
     add('--reset', action='store_true',
@@ -222,7 +241,9 @@ def _derive(args, parser):
     if any(s < 1 for s in args.scale):
         parser.error('--scale values must be >= 1')
     args.data_train = _split(args.data_train, '--data_train', parser)
-    args.betas = tuple(args.betas)  # a list from the command line, a tuple from a default
+    # Lists from the command line, tuples from a default: one type for the read-only args.
+    args.betas = tuple(args.betas)
+    args.depths, args.num_heads = tuple(args.depths), tuple(args.num_heads)
     args.data_test = _split(args.data_test, '--data_test', parser)
     try:
         args.decay = [int(d) for d in args.decay.split('-')]

@@ -31,6 +31,24 @@ TEMPLATES = {
                        ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=3,
                        ssl_kl=1.0, vgg_criterion='l1', loss='0.01*L1+1*VGG54+0.005*RGAN+1000*SSL',
                        ema_decay=0.999),
+    # SwinIR (Liang et al. 2021) as the official main_test_swinir.py builds it; the scale
+    # comes from --scale, --img_size (the files' training LR patch, 64 by default) from
+    # --pre_train.  SwinIR-M, classical SR:
+    'SwinIR_classical': dict(model='SwinIR', window_size=8, embed_dim=180, depths=(6,) * 6,
+                             num_heads=(6,) * 6, mlp_ratio=2.0, upsampler='pixelshuffle',
+                             resi_connection='1conv'),
+    # SwinIR-S, lightweight SR:
+    'SwinIR_lightweight': dict(model='SwinIR', window_size=8, embed_dim=60, depths=(6,) * 4,
+                               num_heads=(6,) * 4, mlp_ratio=2.0,
+                               upsampler='pixelshuffledirect', resi_connection='1conv'),
+    # SwinIR-M, real-world SR (BSRGAN degradations, the GAN files), x4:
+    'SwinIR_real': dict(model='SwinIR', scale='4', window_size=8, embed_dim=180,
+                        depths=(6,) * 6, num_heads=(6,) * 6, mlp_ratio=2.0,
+                        upsampler='nearest+conv', resi_connection='1conv'),
+    # SwinIR-L, real-world SR, x4:
+    'SwinIR_large': dict(model='SwinIR', scale='4', window_size=8, embed_dim=240,
+                         depths=(6,) * 9, num_heads=(8,) * 9, mlp_ratio=2.0,
+                         upsampler='nearest+conv', resi_connection='3conv'),
 }
 
 

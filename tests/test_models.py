@@ -14,7 +14,9 @@ KEYS_JSON = Path(__file__).resolve().parent / 'data' / 'edsr_pytorch_state_dict_
 
 # Small enough to run every model forward and backward in well under a second on a CPU.
 TINY = ['--n_resblocks', '2', '--n_feats', '16', '--n_resgroups', '2', '--reduction', '4',
-        '--G0', '16', '--RDNconfig', 'A', '--n_rrdb', '1', '--rrdb_growth', '8', '--cpu']
+        '--G0', '16', '--RDNconfig', 'A', '--n_rrdb', '1', '--rrdb_growth', '8',
+        '--embed_dim', '12', '--depths', '2', '--num_heads', '2', '--window_size', '4',
+        '--img_size', '8', '--cpu']
 
 # The EDSR-PyTorch configuration behind every entry of the reference json.
 LAYOUTS = {
@@ -70,7 +72,7 @@ def test_every_model_at_every_scale(name, scale):
 
 def test_registry_lists_model_files_only():
     names = model.available_models()
-    for expected in ('bicubic', 'edsr', 'mdsr', 'rcan', 'rdn', 'srresnet', 'vdsr'):
+    for expected in ('bicubic', 'edsr', 'mdsr', 'rcan', 'rdn', 'srresnet', 'swinir', 'vdsr'):
         assert expected in names
     assert 'common' not in names and '__init__' not in names
 

@@ -7,7 +7,14 @@
 * ``MULTI_SCALE`` [False]: one network serves every scale of ``--scale``, chosen with
   ``set_scale(idx)``; otherwise ``--scale`` must name a single scale;
 * ``INPUT_LARGE`` [False]: the network wants the LR image bicubic-upsampled to HR size;
-* ``pretrained_url(args)``: the URL of published weights for ``--pre_train download``.
+* ``pretrained_url(args)``: the URL of published weights for ``--pre_train download``;
+* ``eval_pad_multiple(args)`` [none]: in evaluation the LR image is padded at the bottom
+  and right with its mirror image by ``(h // m + 1) * m - h`` rows and likewise columns (1
+  to m: a side that is a multiple of m still gets m), and the output cropped to
+  ``scale * h x scale * w`` (SwinIR's official test script, m = its window);
+
+and the network may define ``adapt_to_state_dict(state_dict, source)``, called before a
+strict load to rebuild what depends on the file's shapes (SwinIR's img_size).
 
 :class:`Model` wraps the network: it loads ``--pre_train``, and in eval mode applies
 ``--self_ensemble`` (x8 geometric ensemble) and ``--chop`` (overlapping tiles).  Its
@@ -24,6 +31,7 @@ import torch.nn as nn
 
 import registry
 import utility
+from model import common
 
 MODEL_DIR = Path(__file__).resolve().parent
 PRETRAINED_DIR = utility.REPO_ROOT / '.cache' / 'pretrained'
@@ -124,6 +132,9 @@ def load_state_dict_explained(net, state_dict, source='state_dict'):
     in one UserError line (a few names each, then a count).  Returns ``net``.
     """
     weights = extract_state_dict(state_dict, source)
+    adapt = getattr(net, 'adapt_to_state_dict', None)
+    if adapt is not None:
+        adapt(weights, source)
     expected = net.state_dict()
     missing = [k for k in expected if k not in weights]
     unexpected = [k for k in weights if k not in expected]
@@ -286,6 +297,8 @@ class Model(nn.Module):
         self.chop = bool(args.chop)
         self.chop_size = args.chop_size
         self.chop_shave = CHOP_SHAVE
+        pad_for = getattr(module, 'eval_pad_multiple', None)
+        self.eval_pad = pad_for(args) if pad_for is not None else None
         self.model = make_net(args).to(device)
         self.register_state_dict_post_hook(_drop_wrapper_prefix)
         self.register_load_state_dict_pre_hook(_add_wrapper_prefix)
@@ -347,4 +360,9 @@ class Model(nn.Module):
         if self.input_large:
             from imresize import imresize
             lr = imresize(lr, scale=scale)
-        return self.model(lr)
+        if self.training or not self.eval_pad:
+            return self.model(lr)
+        # Every tile of --chop and every view of --self_ensemble is padded on its own.
+        m, (h, w) = self.eval_pad, lr.shape[-2:]
+        padded = common.mirror_pad(lr, (h // m + 1) * m - h, (w // m + 1) * m - w)
+        return self.model(padded)[..., :scale * h, :scale * w]

@@ -1,4 +1,4 @@
-"""Building blocks shared by the EDSR-family models (EDSR, MDSR, RCAN, VDSR, SRResNet).
+"""Building blocks shared by the models (the EDSR family, and SwinIR's upsampler and padding).
 
 The module and parameter names (``body.N``, ``tail.0.0`` ...) are chosen so that the
 state_dict layout of EDSR-PyTorch is reproduced exactly: its published checkpoints
@@ -12,6 +12,24 @@ import torch.nn as nn
 # Mean RGB of DIV2K's training images as fractions of the value range (EDSR-PyTorch's
 # constant); multiplied by rgb_range inside MeanShift.
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+def mirror_pad(x, bottom, right):
+    """x [..., h, w] extended by ``bottom`` rows and ``right`` columns of its mirror image.
+
+    Row ``h + i`` is row ``h - 1 - i`` (the edge row is repeated: symmetric padding), as
+    SwinIR's test script builds it with ``torch.cat([x, x.flip(-2)], -2)[..., :h + bottom, :]``;
+    a pad longer than the image keeps alternating the image and its mirror.
+    """
+    for dim, pad in ((-2, bottom), (-1, right)):
+        if pad > 0:
+            n = x.shape[dim]
+            pieces, length = [x], n
+            while length < n + pad:
+                pieces.append(pieces[-1].flip(dim))
+                length += n
+            x = torch.cat(pieces, dim).narrow(dim, 0, n + pad)
+    return x
 
 
 def conv(in_channels, out_channels, kernel_size, bias=True):
