@@ -115,6 +115,15 @@ def build_parser():
     add('--rgb_range', type=_positive_int, default=255, help='maximum pixel value')
     add('--n_colors', type=int, default=3, choices=(1, 3), help='number of colour channels')
     add('--no_augment', action='store_true', help='no random flips and rotations')
+    add('--degradation', type=str, default='bicubic',
+        help='how LR images are made: a file name in src/degradation/ (bicubic, realesrgan, '
+             'realesrgan_ssl); other than bicubic, training synthesises LR from HR patches '
+             'on the fly and test sets read LR_<name>/ folders made by src/degrade.py')
+    add('--degradation_pool', type=_non_negative_int, default=0,
+        help='Real-ESRGAN training-pair pool size per process (0 = off; the recipes use 180; '
+             'a multiple of the per-process batch)')
+    add('--degradation_usm_gt', action='store_true',
+        help='train against the USM-sharpened HR (Real-ESRGAN x4plus l1/perceptual_gt_usm)')
     add('--chop', action='store_true', help='tiled forward pass to save memory')
     add('--chop_size', type=_positive_int, default=160000,
         help='with --chop: largest LR tile area in pixels before splitting again')
@@ -264,6 +273,13 @@ def _derive(args, parser):
         args.best_key = (name, int(s))
     else:
         args.best_key = (args.data_test[0], args.scale[0])
+    import degradation
+    args.degradation = args.degradation.lower()
+    if args.degradation not in degradation.names():
+        parser.error(f'unknown --degradation {args.degradation!r}; available (files in '
+                     f'src/degradation/): {", ".join(degradation.names())}')
+    if args.degradation != degradation.DEFAULT and len(args.scale) > 1:
+        parser.error(f'--degradation {args.degradation} works at one scale; give one --scale')
     # Parse the loss string here so that a bad one is refused before anything is built.
     import loss as loss_pkg
     try:

@@ -89,6 +89,7 @@ class Trainer:
         self.trainable = model.trainable_parameters()
         self.optimizer = self.scheduler = self.ema = self.ddp = None
         self.scaler = None
+        self.synth = None
         if not args.test_only:
             self.optimizer = make_optimizer(args, self.trainable)
             self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
@@ -102,6 +103,9 @@ class Trainer:
                 # A multi-scale network (MDSR) leaves the other scales' branches unused.
                 self.ddp = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None,
                                find_unused_parameters=model.multi_scale)
+            # Other degradations than bicubic: the LR is made here from the HR patches.
+            from degradation import _training
+            self.synth = _training.make(args, rank, world_size)
             if exp.resume:
                 self._resume()
             self.exp.log(f'Best model is chosen on {self.best.describe()}', echo=False)
@@ -277,6 +281,8 @@ class Trainer:
         for batch, item in enumerate(bar):
             lr_img, hr_img, _, idx_scale = item
             lr_img, hr_img = self._prepare(lr_img, hr_img)
+            if self.synth is not None:
+                lr_img, hr_img = self.synth(hr_img, epoch, batch)
             total = self.step(lr_img, hr_img, idx_scale)
             if total is None:
                 skipped_epoch += 1

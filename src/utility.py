@@ -10,6 +10,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # SR_EXPERIMENT_ROOT moves run folders elsewhere (the test suite uses it to write into tmp).
 EXPERIMENT_ROOT = Path(os.environ.get('SR_EXPERIMENT_ROOT') or REPO_ROOT / 'experiment')
 DEFAULT_DATA_DIR = REPO_ROOT / 'dataset'
+# The project's version, recorded in files that describe how they were made (manifests).
+VERSION = '1.0.0'
 
 
 class UserError(Exception):

@@ -20,7 +20,9 @@ An unknown name raises UserError listing both.
   is; under DDP each rank gets disjoint samples (see ``_loader``).
 * ``loader_test``: one DataLoader (batch 1) per ``--data_test`` name, yielding
   ``(lr, hr, names)``: lr [1, C, h, w], hr [1, C, s*h, s*w] (HR cropped to a multiple of
-  the scale), names a tuple of one image name.  ``loader.dataset`` has ``.name``,
+  the scale), names a tuple of one image name.  With ``--degradation`` other than bicubic
+  the training batches carry an empty lr (shape [B, 0]) and HR patches of
+  ``patch_size // s * s``: the trainer synthesises the LR (see ``degradation``).  ``loader.dataset`` has ``.name``,
   ``.benchmark`` and ``.set_scale(idx)`` (call it before iterating each scale).  Demo
   yields an empty hr (shape [1, 0]).  Every rank gets the whole test set.
 
@@ -65,6 +67,12 @@ def make_dataset(args, name, train, rank=0):
     files = dataset_files()
     if name.lower() in files:
         module = registry.load('data', name, 'make_dataset', 'dataset')
+        deg = getattr(args, 'degradation', 'bicubic')
+        if not train and deg != 'bicubic' and not getattr(module, 'LR_INPUT', False):
+            raise utility.UserError(
+                f'--degradation {deg}: test set {name} has no degraded LR images; test on a '
+                f'benchmark folder degraded by src/degrade.py (e.g. python src/degrade.py '
+                f'--data_test Set5 --scale {args.scale[0]} --degradation {deg} --seed 0)')
         return module.make_dataset(args, name, train, rank)
     dir_data = Path(args.dir_data).resolve()
     folder = dir_data / 'benchmark' / name

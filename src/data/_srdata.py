@@ -16,7 +16,8 @@ Items:
   ``patch_size // s``, HR ``patch_size // s * s``); with several scales (MDSR) the LR patch
   is ``patch_size`` and the HR patch ``s * patch_size``.  Every random draw comes from a
   generator seeded with ``seed`` (a tuple from the sampler), so it does not depend on the
-  worker.
+  worker.  With ``--degradation`` other than bicubic the training item is an HR patch of
+  ``patch_size // s * s`` only (lr empty): the trainer degrades it.
 
 ``--ext sep`` caches decoded image files as .npy under ``REPO_ROOT/.cache/sep`` (never
 next to the data, which may be read-only); ``sep+reset`` removes that cache when the
@@ -100,6 +101,8 @@ class SRData(torch.utils.data.Dataset):
         self.augment = not args.no_augment
         self.ext = args.ext
         self.rank = rank
+        # Other degradations than bicubic make the LR in the trainer from HR patches.
+        self.hr_only = train and getattr(args, 'degradation', 'bicubic') != 'bicubic'
         self.hr_paths = []
         self.lr_paths = [[] for _ in self.scale]
         self.cache_id = None
@@ -184,6 +187,8 @@ class SRData(torch.utils.data.Dataset):
         Random draws come from ``np.random.default_rng(seed)`` only.
         """
         rng = np.random.default_rng(seed)
+        if self.hr_only:
+            return self._hr_item(i, rng, idx_scale)
         lr, hr = self.pair(i, idx_scale)
         s = self.scale[idx_scale]
         lr_patch = self.patch_size if len(self.scale) > 1 else self.patch_size // s
@@ -193,6 +198,24 @@ class SRData(torch.utils.data.Dataset):
             lr, hr = random_augment(lr, hr, rng)
         return (_image.to_tensor(lr, self.rgb_range), _image.to_tensor(hr, self.rgb_range),
                 self.image_names[i], idx_scale)
+
+    def _hr_item(self, i, rng, idx_scale):
+        """(empty lr, hr [C, p, p], name, idx_scale), p = patch_size // s * s."""
+        s = self.scale[idx_scale]
+        hr = _image.set_channels(self.load_hr(i), self.n_colors)
+        hp = self.patch_size // s * s
+        h, w = hr.shape[:2]
+        if h < hp or w < hp:
+            raise utility.UserError(f'{self.name}/{self.image_names[i]}: HR image {w}x{h} is '
+                                    f'smaller than the HR patch {hp}x{hp} (--patch_size '
+                                    f'{self.patch_size}); use a smaller --patch_size')
+        iy = int(rng.integers(0, h - hp + 1))
+        ix = int(rng.integers(0, w - hp + 1))
+        hr = hr[iy:iy + hp, ix:ix + hp]
+        if self.augment:
+            hr = random_augment(hr, hr, rng)[1]
+        return (torch.empty(0), _image.to_tensor(hr, self.rgb_range), self.image_names[i],
+                idx_scale)
 
 
 def random_patch(lr, hr, lp, scale, rng, what, patch_size):

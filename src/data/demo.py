@@ -13,6 +13,7 @@ from data import _image, _srdata
 from data._loader import report_to_main
 
 NAME = 'Demo'
+LR_INPUT = True      # its images are the LR inputs, whatever --degradation says
 
 
 class Demo(_srdata.SRData):

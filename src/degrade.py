@@ -1,0 +1,233 @@
+"""Make a seeded, reproducible degraded test set from a benchmark folder's HR images.
+
+    python src/degrade.py --dir_data D --data_test Set5 --scale 4 --degradation realesrgan --seed 0
+
+writes ``D/benchmark/Set5/LR_realesrgan/X4/<img>x4.png`` (from the HR cropped to a multiple of
+the scale, as for bicubic) and ``manifest.json`` in the same folder: every drawn parameter
+per image, the preset and its parameters, the seed and the project version.  Every draw is
+a function of (seed, scale, image name), computed on the CPU in float32, so the same command
+writes byte-identical files on any run and any number of threads.  ``main.py --degradation
+realesrgan --data_test Set5`` then evaluates on these LR images.
+
+``--preview out.png`` also writes a picture of one image: HR, bicubic LR and a few degraded
+LR (the first is the test set's) with their drawn parameters.
+"""
+import argparse
+import json
+import os
+import sys
+
+if __package__ in (None, ''):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import utility  # noqa: E402
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
+
+
+def _seed(text):
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if not 0 <= v < 2 ** 32:
+        raise argparse.ArgumentTypeError(f'expected an integer in 0..4294967295, got {text!r}')
+    return v
+
+
+def build_parser():
+    p = _Parser(prog='degrade.py', description='Write a seeded degraded LR test set '
+                '(LR_<degradation>/X<s>/ + manifest.json) next to a benchmark folder\'s HR.')
+    p.add_argument('--dir_data', type=str, default=str(utility.DEFAULT_DATA_DIR),
+                   help='dataset root holding benchmark/<Name>/HR')
+    p.add_argument('--data_test', type=str, required=True,
+                   help='benchmark folder name(s) joined by "+", e.g. Set5+Set14')
+    p.add_argument('--scale', type=str, default='4', help='scale(s) joined by "+"')
+    p.add_argument('--degradation', type=str, default='realesrgan',
+                   help='preset: a file name in src/degradation/ other than bicubic')
+    p.add_argument('--seed', type=_seed, default=0, help='random seed of the test set')
+    p.add_argument('--preview', type=str, default='',
+                   help='also write a PNG grid of one image: HR, bicubic LR, degraded LR')
+    p.add_argument('--preview_image', type=str, default='',
+                   help='image stem for --preview (default: the first image)')
+    p.add_argument('--preview_count', type=int, default=3,
+                   help='degraded variants in the preview (the first is the test set\'s)')
+    return p
+
+
+def _parse(argv):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.scale = [int(s) for s in args.scale.split('+')]
+    except ValueError:
+        parser.error(f'--scale {args.scale!r} must be integers joined by "+", e.g. 4 or 2+4')
+    if any(s < 1 for s in args.scale):
+        parser.error('--scale values must be >= 1')
+    args.data_test = [n.strip() for n in args.data_test.split('+')]
+    if not all(args.data_test):
+        parser.error(f'--data_test has an empty entry; join names with "+"')
+    if not 1 <= args.preview_count <= 8:
+        parser.error('--preview_count must be in 1..8')
+    return args
+
+
+def project_version():
+    return utility.VERSION
+
+
+def degrade_image(deg, hr_uint8, seed, scale, name, variant=0):
+    """(lr uint8 [h, w, 3], params dict) of one HR uint8 [H, W, 3] (cropped to a multiple)."""
+    import numpy as np
+    import torch
+
+    import degradation
+    h, w = hr_uint8.shape[0] // scale * scale, hr_uint8.shape[1] // scale * scale
+    if h == 0 or w == 0:
+        raise utility.UserError(f'image {name} ({hr_uint8.shape[1]}x{hr_uint8.shape[0]}) is '
+                                f'smaller than the scale {scale}; remove it')
+    hr = torch.from_numpy(np.ascontiguousarray(hr_uint8[:h, :w].transpose(2, 0, 1)))
+    hr = hr.to(torch.float32)[None] / 255.0
+    batch_key, sample_keys = degradation.test_keys(seed, scale, name, variant)
+    lr, params = deg(hr, batch_key, sample_keys)
+    lr = (lr[0] * 255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    return np.ascontiguousarray(lr), params[0]
+
+
+def _png_bytes(arr):
+    import io
+
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(arr).save(buffer, format='PNG')
+    return buffer.getvalue()
+
+
+def _read_hr(path):
+    from data import _image
+    return _image.set_channels(_image.read_image(path), 3)
+
+
+def make_test_set(dir_data, name, scale, preset_name, seed, log=print):
+    """Write LR_<preset>/X<scale>/ and its manifest for benchmark ``name``; returns its folder."""
+    import degradation
+    from data import _srdata
+    folder = (utility.Path(dir_data) / 'benchmark' / name).resolve()
+    hr_dir = folder / 'HR'
+    if not hr_dir.is_dir():
+        raise utility.UserError(f'{hr_dir} does not exist; put the HR images of {name} there '
+                                f'or set --dir_data to the folder that holds benchmark/{name}/HR')
+    paths = _srdata.list_images(hr_dir)
+    if not paths:
+        raise utility.UserError(f'{hr_dir} holds no image files; put the HR images of {name} '
+                                'there')
+    module = degradation.load(preset_name)
+    deg = module.make_degradation(scale)
+    if deg is None:
+        raise utility.UserError(f'--degradation {preset_name} needs no generated test set '
+                                '(main.py makes bicubic LR itself); choose e.g. realesrgan')
+    out_dir = folder / f'LR_{preset_name.lower()}' / f'X{scale}'
+    images = {}
+    for path in paths:
+        lr, params = degrade_image(deg, _read_hr(path), seed, scale, path.stem)
+        utility.atomic_write_bytes(out_dir / f'{path.stem}x{scale}.png', _png_bytes(lr))
+        images[path.stem] = {'file': f'{path.stem}x{scale}.png',
+                             'lr_size': [lr.shape[1], lr.shape[0]], 'params': params}
+    manifest = {'dataset': name, 'scale': scale, 'degradation': preset_name.lower(),
+                'source': module.SOURCE, 'preset': getattr(module, 'PARAMS', {}),
+                'seed': seed, 'project_version': project_version(),
+                'command': (f'python src/degrade.py --dir_data {dir_data} --data_test {name} '
+                            f'--scale {scale} --degradation {preset_name.lower()} --seed {seed}'),
+                'images': images}
+    utility.atomic_write_text(out_dir / 'manifest.json',
+                              json.dumps(manifest, indent=1, sort_keys=True) + '\n')
+    log(f'{name} x{scale}: {len(paths)} images -> {out_dir}')
+    return out_dir
+
+
+def write_preview(path, dir_data, name, scale, preset_name, seed, image='', count=3):
+    """A PNG grid: HR | bicubic LR | ``count`` degraded LR (LR shown enlarged x scale)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    import degradation
+    from degradation._second_order import describe
+    from data import _srdata
+    hr_dir = utility.Path(dir_data).resolve() / 'benchmark' / name / 'HR'
+    paths = _srdata.list_images(hr_dir)
+    chosen = [p for p in paths if p.stem == image] if image else paths[:1]
+    if not chosen:
+        raise utility.UserError(f'--preview_image {image!r} is not in {hr_dir}; choose one of '
+                                f'{", ".join(p.stem for p in paths[:10])}')
+    src = chosen[0]
+    hr = _read_hr(src)
+    h, w = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
+    hr = hr[:h, :w]
+    deg = degradation.make(preset_name, scale)
+    tiles = [('HR', [f'{src.stem} {w}x{h}'], hr),
+             (f'bicubic x{scale}', ['MATLAB imresize'], _srdata.bicubic_lr(hr, scale))]
+    for v in range(count):
+        lr, params = degrade_image(deg, hr, seed, scale, src.stem, variant=v)
+        title = f'{preset_name} ' + ('(test set)' if v == 0 else f'variant {v}')
+        tiles.append((title, describe(params), lr))
+    # A centre crop (legible beside its parameters); LR tiles enlarged (nearest) to the HR
+    # crop so that pixels are comparable side by side.
+    c = min(h, w, 320) // scale * scale
+    y0, x0 = (h - c) // 2 // scale, (w - c) // 2 // scale
+    cropped = []
+    for title, lines, img in tiles:
+        f = scale if img.shape[0] == h else 1          # HR coordinates or LR coordinates
+        n = c // scale * f
+        cropped.append((title, lines, img[y0 * f:y0 * f + n, x0 * f:x0 * f + n]))
+    tiles = cropped
+    h = w = c
+    line_h, pad = 12, 4
+    text_h = line_h * 6 + pad
+    cols = len(tiles)
+    canvas = Image.new('RGB', (cols * (w + pad) + pad, h + text_h + 2 * pad), 'white')
+    draw = ImageDraw.Draw(canvas)
+    for i, (title, lines, img) in enumerate(tiles):
+        pil = Image.fromarray(img)
+        if pil.size != (w, h):
+            pil = pil.resize((w, h), Image.NEAREST)
+        x = pad + i * (w + pad)
+        canvas.paste(pil, (x, pad))
+        draw.text((x, h + pad + 2), title, fill='black')
+        for j, text in enumerate(lines):
+            draw.text((x, h + pad + 2 + line_h * (j + 1)), text, fill='black')
+    out = utility.Path(path)
+    buffer = __import__('io').BytesIO()
+    canvas.save(buffer, format='PNG')
+    utility.atomic_write_bytes(out, buffer.getvalue())
+    return np.asarray(canvas).shape
+
+
+def run(argv=None):
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    import torch
+    # The degradation runs in float32 on the CPU, in a single thread: thread-count
+    # independence must not depend on how a kernel splits its sums.
+    torch.set_num_threads(1)
+    for name in args.data_test:
+        for s in args.scale:
+            make_test_set(args.dir_data, name, s, args.degradation, args.seed)
+    if args.preview:
+        write_preview(args.preview, args.dir_data, args.data_test[0], args.scale[0],
+                      args.degradation, args.seed, args.preview_image, args.preview_count)
+        print(f'preview -> {args.preview}')
+    return 0
+
+
+def main(argv=None):
+    try:
+        return run(argv)
+    except utility.UserError as e:
+        print(f'degrade.py: error: {e}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())
