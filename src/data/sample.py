@@ -54,8 +54,8 @@ class Sample(_srdata.SRData):
             raise utility.UserError('Sample: none of the scikit-image photos could be loaded; '
                                     'reinstall scikit-image or use another --data_train')
         self.image_names = [n for n, _ in photos]
-        for s in self.scale:        # before DataLoader workers fork, so they share the result
-            _lr_images(s)
+        for s in ([] if self.hr_only else self.scale):   # before DataLoader workers fork,
+            _lr_images(s)                                  # so they share the result
         self.finish_setup()
 
     def load_hr(self, i):
