@@ -69,7 +69,7 @@ def _parse(argv):
         parser.error('--scale values must be >= 1')
     args.data_test = [n.strip() for n in args.data_test.split('+')]
     if not all(args.data_test):
-        parser.error(f'--data_test has an empty entry; join names with "+"')
+        parser.error('--data_test has an empty entry; join names with "+"')
     if not 1 <= args.preview_count <= 8:
         parser.error('--preview_count must be in 1..8')
     return args
