@@ -136,6 +136,9 @@ def test_filter2d_matches_basicsr_and_a_pulse_is_identity():
     kernels = torch.from_numpy(np.stack([_ops.gaussian_kernel(21, 2.0, 0.8, 0.4),
                                          _ops.pad_kernel(_ops.sinc_kernel(9, 1.2), 21)])).float()
     assert torch.allclose(_ops.filter2d(img, kernels), ref.filter2D(img, kernels), atol=1e-6)
+    g1 = torch.from_numpy(_ops.usm_kernel_1d(10)).float()
+    assert torch.allclose(_ops.filter2d_separable(img, g1),
+                          _ops.filter2d(img, torch.outer(g1, g1).expand(2, 11, 11)), atol=1e-6)
     pulse = torch.zeros(2, 5, 5)
     pulse[:, 2, 2] = 1
     assert torch.equal(_ops.filter2d(img, pulse), img)

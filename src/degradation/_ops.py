@@ -18,7 +18,7 @@ Definitions (Wang et al., Real-ESRGAN, ICCVW 2021; ranges and conventions as Bas
 * JPEG: real libjpeg through PIL (4:2:0 chroma subsampling, PIL's default), on the image
   rounded to 8 bit;
 * unsharp masking (BasicSR's ``USMSharp``): 51 x 51 Gaussian (sigma 8, OpenCV's choice for
-  that size), ``sharp = clip(img + 0.5 (img - blur))`` blended with a blurred mask of
+  that size; applied as two separable passes), ``sharp = clip(img + 0.5 (img - blur))`` blended with a blurred mask of
   ``|img - blur| * 255 > 10``.
 
 Random numbers are never drawn here: the callers pass the drawn values and a
@@ -154,6 +154,19 @@ def filter2d(img, kernels):
     return out.reshape(b, c, h, w)
 
 
+def filter2d_separable(img, kernel_1d):
+    """filter2d with the k x k kernel outer(kernel_1d, kernel_1d), as two 1-D passes."""
+    b, c, h, w = img.shape
+    k = kernel_1d.shape[-1]
+    p = k // 2
+    mode = 'reflect' if p < h and p < w else 'replicate'
+    x = F.pad(img, (p, p, p, p), mode=mode).reshape(1, b * c, h + 2 * p, w + 2 * p)
+    kern = kernel_1d.to(img.dtype).reshape(1, 1, 1, k).expand(b * c, 1, 1, k)
+    x = F.conv2d(x, kern, groups=b * c)                              # along rows
+    x = F.conv2d(x, kern.reshape(b * c, 1, k, 1), groups=b * c)     # along columns
+    return x.reshape(b, c, h, w)
+
+
 def resize(img, size, mode):
     """img [B, C, H, W] -> [B, C, size[0], size[1]] by ``mode`` in RESIZE_MODES."""
     if mode not in RESIZE_MODES:
@@ -183,8 +196,11 @@ def poisson_noise(img, scale, gray, generator):
     """Poisson (shot) noise for one image img [C, H, W] in [0, 1], times ``scale``."""
     c = img.shape[0]
     base = rgb_to_gray(img) if gray and c == 3 else img
-    base = torch.clamp((base * 255.0).round(), 0, 255) / 255.0
-    vals = 2.0 ** math.ceil(math.log2(max(int(torch.unique(base).numel()), 1)))
+    levels = torch.clamp((base * 255.0).round(), 0, 255)
+    base = levels / 255.0
+    # distinct 8-bit values, counted without sorting (torch.unique sorts)
+    distinct = int(torch.count_nonzero(torch.bincount(levels.flatten().long(), minlength=256)))
+    vals = 2.0 ** math.ceil(math.log2(max(distinct, 1)))
     out = torch.poisson(base * vals, generator=generator) / vals
     return ((out - base) * scale).expand(c, *img.shape[1:])
 
@@ -214,24 +230,27 @@ def round8(img):
     return torch.clamp((img * 255.0).round(), 0, 255) / 255.0
 
 
-def usm_kernel(radius=50):
-    """float64 [2r+1, 2r+1] Gaussian of BasicSR's USMSharp (sigma as OpenCV gives for sigma 0)."""
+def usm_kernel_1d(radius=50):
+    """float64 [k] Gaussian of BasicSR's USMSharp (k = radius rounded up to odd; sigma as
+    OpenCV's getGaussianKernel gives for sigma 0); its outer product is the 2-D kernel."""
     size = radius + 1 if radius % 2 == 0 else radius
     sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
     ax = np.arange(size, dtype=np.float64) - (size - 1) / 2
     g = np.exp(-ax ** 2 / (2 * sigma ** 2))
-    g /= g.sum()
-    return np.outer(g, g)
+    return g / g.sum()
 
 
-def usm_sharpen(img, weight=0.5, threshold=10, kernel=None):
-    """Unsharp masking of img [B, C, H, W] in [0, 1] (BasicSR's USMSharp, radius 50)."""
-    if kernel is None:
-        kernel = torch.from_numpy(usm_kernel()).to(img.device, img.dtype)
-    kernels = kernel.expand(img.shape[0], *kernel.shape)
-    blur = filter2d(img, kernels)
+def usm_sharpen(img, weight=0.5, threshold=10, kernel_1d=None):
+    """Unsharp masking of img [B, C, H, W] in [0, 1] (BasicSR's USMSharp, radius 50).
+
+    The Gaussian is separable, so it runs as two 1-D passes (same result as the 2-D filter
+    up to float rounding, ~25x fewer operations).
+    """
+    if kernel_1d is None:
+        kernel_1d = torch.from_numpy(usm_kernel_1d()).to(img.device, img.dtype)
+    blur = filter2d_separable(img, kernel_1d)
     residual = img - blur
     mask = (residual.abs() * 255 > threshold).to(img.dtype)
-    soft = filter2d(mask, kernels)
+    soft = filter2d_separable(mask, kernel_1d)
     sharp = torch.clamp(img + weight * residual, 0, 1)
     return soft * sharp + (1 - soft) * img

@@ -205,8 +205,8 @@ class SecondOrder:
     def usm(self, img):
         """USM-sharpened img (BasicSR's USMSharp), the kernel made once per device."""
         if self._usm is None or self._usm.device != img.device or self._usm.dtype != img.dtype:
-            self._usm = torch.from_numpy(_ops.usm_kernel()).to(img.device, img.dtype)
-        return _ops.usm_sharpen(img, kernel=self._usm)
+            self._usm = torch.from_numpy(_ops.usm_kernel_1d()).to(img.device, img.dtype)
+        return _ops.usm_sharpen(img, kernel_1d=self._usm)
 
     def __call__(self, hr, batch_key, sample_keys):
         """(lr, params) for hr [B, C, H, W] in [0, 1]; see ``draw`` and ``apply``."""

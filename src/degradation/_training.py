@@ -17,7 +17,6 @@ import torch
 
 import degradation
 import utility
-from degradation import _ops
 from degradation._second_order import key_torch_generator
 
 
@@ -43,7 +42,6 @@ class OnTheFly:
             raise utility.UserError(
                 f'--degradation_pool {self.pool_size} must be a multiple of the per-process '
                 f'batch {self.per_rank}; use e.g. {nearest}')
-        self._usm_kernel = None
         self.start_epoch(0)
 
     def start_epoch(self, epoch):
@@ -66,9 +64,7 @@ class OnTheFly:
         if self.pool_size:
             lr, x = self._pool(lr, x, epoch, batch)
         if self.usm_gt:
-            if self._usm_kernel is None or self._usm_kernel.device != x.device:
-                self._usm_kernel = torch.from_numpy(_ops.usm_kernel()).to(x.device, x.dtype)
-            x = _ops.usm_sharpen(x, kernel=self._usm_kernel)
+            x = self.deg.usm(x)
         return lr * self.rgb_range, x * self.rgb_range
 
     def _pool(self, lr, gt, epoch, batch):
