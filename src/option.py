@@ -220,6 +220,9 @@ def build_parser():
         help='SPL: largest pixel weight')
     add('--gan_k', type=_positive_int, default=1,
         help='GAN: discriminator updates per generator step')
+    add('--d_pre_train', type=str, default='',
+        help='UGAN: start the U-Net discriminator from BasicSR-layout weights, e.g. '
+             'RealESRGAN_x4plus_netD.pth')
     add('--vgg_criterion', type=str, default='mse', choices=('mse', 'l1'),
         help='distance between VGG features: mse (EDSR-PyTorch) or l1 (ESRGAN/SSL recipe)')
     add('--vgg_weights', type=str, default='',

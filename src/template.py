@@ -49,6 +49,21 @@ TEMPLATES = {
     'SwinIR_large': dict(model='SwinIR', scale='4', window_size=8, embed_dim=240,
                          depths=(6,) * 9, num_heads=(8,) * 9, mlp_ratio=2.0,
                          upsampler='nearest+conv', resi_connection='3conv'),
+    # The SSL repository's RealESRGANSSL recipe (train_RealESRGANSSL_x4.yml): RRDBNet x4
+    # fine-tuned from a RealESRNet file (--pre_train reads its 'params_ema'), HR patches of
+    # 256 degraded on the fly with the realesrgan_ssl preset and a 180-pair pool, batch 12,
+    # 1*L1 + 1*multi-layer VGG19 (L1) + 0.1*vanilla GAN with the U-Net SN discriminator +
+    # SSL (L1 and KL parts 1e3 each), Adam 1e-4 (0.9, 0.99) for both networks, 150k
+    # iterations with the lr halved at 100k (--test_every 1000), no EMA.  --ssl_stride 1:
+    # the released config declares mask_stride 3 under ssl_setting but the model reads it
+    # from train, so the released run used every edge pixel (see README).
+    'RealESRGAN_SSL': dict(model='RRDBNet', scale='4', patch_size=256, batch_size=12, lr=1e-4,
+                           betas=(0.9, 0.99), epochs=150, decay='100', gamma=0.5,
+                           n_feats=64, n_rrdb=23, rrdb_growth=32,
+                           degradation='realesrgan_ssl', degradation_pool=180,
+                           ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=1,
+                           ssl_kl=1.0, vgg_criterion='l1',
+                           loss='1*L1+1*PERCEPTUAL+0.1*UGAN+1000*SSL'),
 }
 
 

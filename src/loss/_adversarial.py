@@ -91,13 +91,16 @@ class Adversarial(nn.Module):
     OWN_OPTIMIZER = True   # Loss.set_lr passes the generator's lr on
 
     def __init__(self, relativistic=False, n_colors=3, rgb_range=255, gan_k=1, lr=1e-4,
-                 betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, d_feats=64, sync_ddp=True):
+                 betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, d_feats=64, sync_ddp=True,
+                 discriminator=None):
         super().__init__()
         self.relativistic = relativistic
         self.rgb_range = rgb_range
         self.gan_k = gan_k
         self.sync_ddp = sync_ddp
-        self.discriminator = VGGStyleDiscriminator(n_colors, d_feats)
+        # default: ESRGAN's VGG-style discriminator; UGAN passes the U-Net one
+        self.discriminator = (VGGStyleDiscriminator(n_colors, d_feats) if discriminator is None
+                              else discriminator)
         self.optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=lr,
                                           betas=tuple(betas), eps=eps,
                                           weight_decay=weight_decay)
@@ -203,12 +206,25 @@ class Adversarial(nn.Module):
             offset += g.numel()
 
 
-def make_adversarial(args, relativistic):
-    """The GAN (relativistic False) or RGAN term for parsed ``args``."""
-    name = 'RGAN' if relativistic else 'GAN'
-    if args.patch_size < MIN_SIZE:
+def make_adversarial(args, relativistic, unet=False):
+    """The GAN / RGAN term (VGG-style discriminator) or UGAN (unet: U-Net SN) for ``args``."""
+    name = 'UGAN' if unet else 'RGAN' if relativistic else 'GAN'
+    discriminator = None
+    if unet:
+        from ._unet_discriminator import UNetDiscriminatorSN
+        if args.patch_size % 8:
+            raise utility.UserError(f'UGAN needs --patch_size a multiple of 8 (its U-Net '
+                                    f'halves the size three times), got {args.patch_size}')
+        discriminator = UNetDiscriminatorSN(args.n_colors)
+        if getattr(args, 'd_pre_train', ''):
+            import model as model_pkg
+            source = f'--d_pre_train {args.d_pre_train}'
+            model_pkg.load_state_dict_explained(
+                discriminator, utility.load_pt(args.d_pre_train, source), source)
+    elif args.patch_size < MIN_SIZE:
         raise utility.UserError(f'{name} needs --patch_size >= {MIN_SIZE} (its discriminator '
                                 f'halves the size five times), got {args.patch_size}')
     return Adversarial(relativistic=relativistic, n_colors=args.n_colors,
                        rgb_range=args.rgb_range, gan_k=args.gan_k, lr=args.lr,
-                       betas=args.betas, eps=args.epsilon, weight_decay=args.weight_decay)
+                       betas=args.betas, eps=args.epsilon, weight_decay=args.weight_decay,
+                       discriminator=discriminator)
