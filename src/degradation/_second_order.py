@@ -65,6 +65,12 @@ def _draw_noise_strength(rng, stage, kind):
             'gray': gray}
 
 
+def _draw_stage_kernel(rng, stage):
+    return _ops.draw_blur_kernel(rng, stage['kernel_sizes'], stage['kernel_list'],
+                                 stage['kernel_prob'], stage['sinc_prob'], stage['blur_sigma'],
+                                 stage['betag_range'], stage['betap_range'])
+
+
 def _draw_quality(rng, quality_range):
     return int(rng.integers(int(quality_range[0]), int(quality_range[1]) + 1))
 
@@ -103,17 +109,11 @@ class SecondOrder:
             s1, s2, fin = p['stage1'], p['stage2'], p['final']
             sample = {
                 'usm_before': bool(p['usm_before']),
-                'kernel1': _ops.draw_blur_kernel(r, s1['kernel_sizes'], s1['kernel_list'],
-                                                 s1['kernel_prob'], s1['sinc_prob'],
-                                                 s1['blur_sigma'], s1['betag_range'],
-                                                 s1['betap_range']),
+                'kernel1': _draw_stage_kernel(r, s1),
                 'resize1': dict(batch['resize1']),
                 'noise1': _draw_noise_strength(r, s1, batch['noise1']),
                 'jpeg1': _draw_quality(r, s1['jpeg_range']),
-                'kernel2': _ops.draw_blur_kernel(r, s2['kernel_sizes'], s2['kernel_list'],
-                                                 s2['kernel_prob'], s2['sinc_prob'],
-                                                 s2['blur_sigma'], s2['betag_range'],
-                                                 s2['betap_range']),
+                'kernel2': _draw_stage_kernel(r, s2),
                 'resize2': dict(batch['resize2']),
                 'noise2': _draw_noise_strength(r, s2, batch['noise2']),
                 'jpeg2': _draw_quality(r, s2['jpeg_range']),
