@@ -27,8 +27,8 @@ class OnTheFly:
     or, with ``usm_gt``, its USM-sharpened version.
     """
 
-    def __init__(self, args, rank=0, world_size=1):
-        self.deg = degradation.make(args.degradation, args.scale[0])
+    def __init__(self, args, deg, rank=0, world_size=1):
+        self.deg = deg
         self.name = args.degradation
         self.scale = args.scale[0]
         self.rgb_range = args.rgb_range
@@ -91,6 +91,5 @@ class OnTheFly:
 
 def make(args, rank=0, world_size=1):
     """An ``OnTheFly`` for ``args``, or None when the dataset provides the LR (bicubic)."""
-    if degradation.make(args.degradation, args.scale[0]) is None:
-        return None
-    return OnTheFly(args, rank, world_size)
+    deg = degradation.make(args.degradation, args.scale[0])
+    return None if deg is None else OnTheFly(args, deg, rank, world_size)
