@@ -320,3 +320,24 @@ def test_training_pool_mixes_pairs_deterministically():
     lr, gt = usm(hr[0], 1, 0)
     assert lr.shape == (2, 3, 8, 8)
     assert torch.allclose(gt, _ops.usm_sharpen(hr[0] / 255) * 255, atol=1e-4)
+
+
+def test_training_keys_follow_the_sampler_positions_and_ranks_are_disjoint():
+    """Each rank's sample keys are the stream positions the sampler gives that rank."""
+    from data import _loader
+    from degradation import _training
+    args = utility.FrozenNamespace(degradation='realesrgan_ssl', scale=[2], rgb_range=255,
+                                   seed=7, batch_size=4, degradation_pool=0,
+                                   degradation_usm_gt=False)
+    seen = set()
+    for rank in range(2):
+        synth = _training.make(args, rank=rank, world_size=2)
+        sampler = _loader.EpochBatchSampler(10, 2, 3, 7, 1, rank, 2)
+        sampler.set_epoch(4)
+        for b, batch in enumerate(sampler):
+            batch_key, keys = synth.keys(4, b, len(batch))
+            positions = [seed[3] for _, seed, _ in batch]     # (seed, epoch, _SAMPLE, k)
+            assert [k[-1] for k in keys] == positions
+            assert batch_key[-1] == rank
+            seen.update(positions)
+    assert seen == set(range(12))          # 3 batches x 4 global, each position once
