@@ -17,7 +17,7 @@ from degradation._second_order import SecondOrder, key_rng, key_torch_generator
 
 
 def _basicsr_file(relative):
-    """A module file of the pip-installed basicsr, imported alone (it needs cv2, not torchvision)."""
+    """A module file of the pip-installed basicsr, imported alone (cv2 yes, torchvision no)."""
     spec = importlib.util.find_spec('basicsr')
     if spec is None or not spec.submodule_search_locations:
         pytest.skip('basicsr is not installed')

@@ -22,9 +22,10 @@ An unknown name raises UserError listing both.
   ``(lr, hr, names)``: lr [1, C, h, w], hr [1, C, s*h, s*w] (HR cropped to a multiple of
   the scale), names a tuple of one image name.  With ``--degradation`` other than bicubic
   the training batches carry an empty lr (shape [B, 0]) and HR patches of
-  ``patch_size // s * s``: the trainer synthesises the LR (see ``degradation``).  ``loader.dataset`` has ``.name``,
-  ``.benchmark`` and ``.set_scale(idx)`` (call it before iterating each scale).  Demo
-  yields an empty hr (shape [1, 0]).  Every rank gets the whole test set.
+  ``patch_size // s * s``: the trainer synthesises the LR (see ``degradation``).
+  ``loader.dataset`` has ``.name``, ``.benchmark`` and ``.set_scale(idx)`` (call it
+  before iterating each scale).  Demo yields an empty hr (shape [1, 0]).  Every rank gets
+  the whole test set.
 
 Image conversion (grayscale, RGBA, 16 bit) is described in ``_image``; LR generation and
 caches in ``_srdata``.

@@ -5,8 +5,8 @@ found the same way.  LR images are read from ``<Name>/LR_bicubic/X<s>/<stem>x<s>
 when present (EDSR-PyTorch's layout); otherwise they are made from the HR with
 MATLAB-compatible bicubic downscaling and cached (see ``_srdata``).  With ``--degradation
 NAME`` (not bicubic) a test set reads ``<Name>/LR_<name>/X<s>/`` as written by
-``src/degrade.py``; a missing folder is a user error naming the command that makes it.  ``benchmark`` is
-True: metrics use Y and shave ``scale`` pixels.
+``src/degrade.py``; a missing folder is a user error naming the command that makes it.
+``benchmark`` is True: metrics use Y and shave ``scale`` pixels.
 """
 import utility
 from data import _srdata

@@ -18,8 +18,8 @@ Definitions (Wang et al., Real-ESRGAN, ICCVW 2021; ranges and conventions as Bas
 * JPEG: real libjpeg through PIL (4:2:0 chroma subsampling, PIL's default), on the image
   rounded to 8 bit;
 * unsharp masking (BasicSR's ``USMSharp``): 51 x 51 Gaussian (sigma 8, OpenCV's choice for
-  that size; applied as two separable passes), ``sharp = clip(img + 0.5 (img - blur))`` blended with a blurred mask of
-  ``|img - blur| * 255 > 10``.
+  that size; applied as two separable passes), ``sharp = clip(img + 0.5 (img - blur))``
+  blended with a blurred mask of ``|img - blur| * 255 > 10``.
 
 Random numbers are never drawn here: the callers pass the drawn values and a
 ``torch.Generator`` for the noise fields.
