@@ -178,8 +178,15 @@ def build_parser():
     add('--self_ensemble', action='store_true', help='x8 self-ensemble at test time')
     add('--test_only', action='store_true', help='evaluate only')
     add('--best_on', type=str, default='',
-        help='test set and scale that choose the best model, e.g. Set5:2 '
-             '(default: the first of --data_test and --scale)')
+        help='test set, scale and optionally metric that choose the best model, e.g. Set5:2 '
+             'or Set5:4:lpips (default: the first of --data_test, --scale and --metrics)')
+    add('--metrics', type=str, default='psnr+ssim',
+        help='evaluation metrics joined by "+", any of the files in src/metric/: psnr, ssim, '
+             'lpips, lpips_vgg, dists (any case)')
+    add('--metric_weights', type=str, default='',
+        help='folder searched first for the LPIPS/DISTS weight files (backbones under '
+             'torchvision\'s names, alex.pth, vgg.pth, weights.pt); default: torch hub\'s '
+             'checkpoints folder and the installed lpips / DISTS_pytorch packages')
 
     add = p.add_argument_group('optimisation').add_argument
     add('--lr', type=_non_negative_float, default=1e-4, help='learning rate')
@@ -267,15 +274,26 @@ def _derive(args, parser):
         value = getattr(args, name)
         if value and (value in ('.', '..') or '/' in value or '\\' in value):
             parser.error(f'--{name} {value!r} must be a plain run name (no path), e.g. edsr_x2')
+    import metric as metric_pkg
+    try:
+        args.metrics = metric_pkg.parse_names(args.metrics)
+        for name in args.metrics:
+            if args.n_colors != 3 and getattr(metric_pkg.get_module(name), 'RGB_ONLY', False):
+                raise utility.UserError(f'--metrics {name} works on RGB images, but --n_colors is '
+                                        f'{args.n_colors}; use --n_colors 3 or drop {name}')
+    except utility.UserError as e:
+        parser.error(str(e))
+    args.best_key = (args.data_test[0], args.scale[0], args.metrics[0])
     if args.best_on:
-        name, _, s = args.best_on.partition(':')
-        if not s.isdigit() or name not in args.data_test or int(s) not in args.scale:
-            parser.error(f'--best_on {args.best_on!r} must be NAME:SCALE with NAME in '
-                         f'--data_test and SCALE in --scale, e.g. {args.data_test[0]}:'
-                         f'{args.scale[0]}')
-        args.best_key = (name, int(s))
-    else:
-        args.best_key = (args.data_test[0], args.scale[0])
+        name, _, rest = args.best_on.partition(':')
+        s, _, which = rest.partition(':')
+        which = which.lower() or args.metrics[0]
+        if not s.isdigit() or name not in args.data_test or int(s) not in args.scale \
+                or which not in args.metrics:
+            parser.error(f'--best_on {args.best_on!r} must be NAME:SCALE[:METRIC] with NAME in '
+                         f'--data_test, SCALE in --scale and METRIC in --metrics, e.g. '
+                         f'{args.data_test[0]}:{args.scale[0]}:{args.metrics[-1]}')
+        args.best_key = (name, int(s), which)
     import degradation
     args.degradation = args.degradation.lower()
     if args.degradation not in degradation.names():

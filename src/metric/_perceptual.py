@@ -1,0 +1,66 @@
+"""What the network metrics (LPIPS, DISTS) share: their input convention and their frame.
+
+Inputs are prepared as the SSL paper's evaluation scripts prepare them: RGB, both images on
+the 8-bit grid (the SR output quantised, as it would be saved), values k / 255 in [0, 1],
+float32, the border cropped as for PSNR (``scale`` pixels on benchmark sets, ``scale + 6``
+elsewhere).  Networks run in float32 with autocast off, in eval mode, without gradients.
+"""
+import torch
+import torch.nn as nn
+
+
+def border(scale, benchmark):
+    """Pixels cropped from each side before scoring (PSNR's convention, see metrics.py)."""
+    return scale if benchmark else scale + 6
+
+
+def rgb01(img, rgb_range):
+    """[B, 3, H, W] in [0, rgb_range] -> float32 on the 8-bit grid, k / 255 in [0, 1]."""
+    return img.detach().float().mul(255.0 / rgb_range).clamp(0, 255).round().div(255.0)
+
+
+class NetworkMetric(nn.Module):
+    """Base of LPIPS and DISTS: prepares the pair and calls ``distance``.
+
+    Subclasses define ``distance(x, y) -> [B] float32`` for x, y [B, 3, H, W] in [0, 1]
+    and set ``self.min_side`` (smallest image side the network accepts).
+    """
+
+    label = ''
+    min_side = 1
+
+    def __init__(self, rgb_range):
+        super().__init__()
+        self.rgb_range = rgb_range
+        # Follows .to(device), so forward knows where the network lives.
+        self.register_buffer('_anchor', torch.zeros(0), persistent=False)
+
+    def train(self, mode=True):
+        # A fixed measuring instrument: never in training mode.
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, sr, hr, scale, benchmark=True):
+        """Per-image scores, float64 [B], of sr against hr ([B, 3, H, W] in [0, rgb_range]).
+
+        ValueError for shapes that differ, non-RGB input, or an image too small to score.
+        """
+        if sr.dim() == 3:
+            sr, hr = sr.unsqueeze(0), hr.unsqueeze(0)
+        if sr.dim() != 4 or sr.shape != hr.shape:
+            raise ValueError(f'{self.label} expects two [B, 3, H, W] tensors of one shape; got '
+                             f'{tuple(sr.shape)} and {tuple(hr.shape)}')
+        if sr.shape[1] != 3:
+            raise ValueError(f'{self.label} needs RGB images, got {sr.shape[1]} channels')
+        shave = border(scale, benchmark)
+        h, w = sr.shape[-2:]
+        if min(h, w) - 2 * shave < self.min_side:
+            raise ValueError(f'image {h}x{w} is too small for {self.label} (at least '
+                             f'{self.min_side} pixels per side after cropping {shave})')
+        if shave > 0:
+            sr, hr = sr[..., shave:-shave, shave:-shave], hr[..., shave:-shave, shave:-shave]
+        device = self._anchor.device
+        x, y = rgb01(sr, self.rgb_range).to(device), rgb01(hr, self.rgb_range).to(device)
+        with torch.autocast(device.type, enabled=False):
+            return self.distance(x, y).double()
+

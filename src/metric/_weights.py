@@ -1,0 +1,161 @@
+"""Where the perceptual metrics' weight files live, and reading them with one-line errors.
+
+Nothing is ever downloaded.  Two kinds of file:
+
+* backbones: torchvision's ImageNet state_dicts under their published names in torch hub's
+  cache, ``torch.hub.get_dir()/checkpoints/`` (``$TORCH_HOME/hub/checkpoints``), where
+  torchvision, lpips and pyiqa put them on a user's machine;
+* heads: LPIPS's v0.1 linear layers (``alex.pth``, ``vgg.pth``) and DISTS's ``weights.pt``
+  (alpha, beta), read from the installed ``lpips`` / ``DISTS_pytorch`` / ``torchmetrics``
+  package's own files.  Those packages import torchvision, so they are located with
+  ``importlib`` (find_spec / the distribution's file list) and never imported.
+
+``--metric_weights DIR`` is searched first for every file, under the same file names.
+"""
+import importlib.metadata
+import importlib.util
+import os
+from pathlib import Path
+
+import torch
+
+import utility
+
+# name -> (file name, where it is published)
+BACKBONES = {
+    'alexnet': ('alexnet-owt-7be5be79.pth',
+                'https://download.pytorch.org/models/alexnet-owt-7be5be79.pth'),
+    'vgg16': ('vgg16-397923af.pth', 'https://download.pytorch.org/models/vgg16-397923af.pth'),
+}
+
+# head -> (file name, [(package, path inside the package)], where it is published)
+HEADS = {
+    'lpips_alex': ('alex.pth', [('lpips', 'weights/v0.1/alex.pth'),
+                                ('torchmetrics', 'functional/image/lpips_models/alex.pth')],
+                   'pip install --no-deps lpips (lpips/weights/v0.1/alex.pth, from '
+                   'github.com/richzhang/PerceptualSimilarity)'),
+    'lpips_vgg': ('vgg.pth', [('lpips', 'weights/v0.1/vgg.pth'),
+                              ('torchmetrics', 'functional/image/lpips_models/vgg.pth')],
+                  'pip install --no-deps lpips (lpips/weights/v0.1/vgg.pth, from '
+                  'github.com/richzhang/PerceptualSimilarity)'),
+    'dists': ('weights.pt', [('DISTS_pytorch', 'weights.pt')],
+              'pip install --no-deps DISTS_pytorch (DISTS_pytorch/weights.pt, from '
+              'github.com/dingkeyan93/DISTS)'),
+}
+
+# Distribution names where they differ from the import name.
+_DISTRIBUTIONS = {'DISTS_pytorch': 'DISTS-pytorch'}
+
+
+def hub_checkpoints():
+    """torch hub's checkpoint folder (honours $TORCH_HOME and $XDG_CACHE_HOME)."""
+    return Path(torch.hub.get_dir()) / 'checkpoints'
+
+
+def _installed_files(package, relpath):
+    """Paths of ``relpath`` in the installed ``package``, found without importing it."""
+    found = []
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        found.append(Path(folder) / relpath)
+    # The distribution's file list also knows copies installed outside the package folder
+    # (DISTS_pytorch's wheel puts weights.pt in sys.prefix too).
+    try:
+        files = importlib.metadata.files(_DISTRIBUTIONS.get(package, package)) or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    name = Path(relpath).name
+    for f in files:
+        if f.name == name and (str(f).replace('\\', '/').endswith(package + '/' + relpath)
+                               or '..' in f.parts):
+            found.append(Path(f.locate()))
+    return found
+
+
+def _first_file(candidates):
+    for path in candidates:
+        if path.is_file():
+            return path
+    return None
+
+
+def backbone_path(arch, weights_dir, what):
+    """The torchvision ImageNet weights of ``arch`` ('alexnet' or 'vgg16') for metric ``what``.
+
+    Looks in ``weights_dir`` (--metric_weights, may be '') then in torch hub's cache;
+    UserError naming the file, where it is published and where to put it when absent.
+    """
+    name, url = BACKBONES[arch]
+    places = ([Path(os.path.expanduser(weights_dir))] if weights_dir else []) + [hub_checkpoints()]
+    path = _first_file([p / name for p in places])
+    if path is None:
+        raise utility.UserError(
+            f'{what} needs {name} (torchvision\'s ImageNet {arch}, published at {url}); it is '
+            f'not in {" or ".join(str(p) for p in places)}: download it once and put it in '
+            f'{hub_checkpoints()} (or in the folder given with --metric_weights)')
+    return path
+
+
+def head_path(head, weights_dir, what):
+    """The file of ``head`` (a key of HEADS) for metric ``what``: --metric_weights first,
+    then the installed packages' own copies; UserError when none exists."""
+    name, in_packages, published = HEADS[head]
+    candidates = [Path(os.path.expanduser(weights_dir)) / name] if weights_dir else []
+    for package, relpath in in_packages:
+        candidates += _installed_files(package, relpath)
+    path = _first_file(candidates)
+    if path is None:
+        where = f'{weights_dir}/{name} or ' if weights_dir else ''
+        raise utility.UserError(
+            f'{what} needs {name} ({published}); found neither {where}an installed package '
+            f'copy ({", ".join(p for p, _ in in_packages)}): install the package as shown or '
+            f'put the file in a folder given with --metric_weights')
+    return path
+
+
+def _refuse(path, what, problem):
+    raise utility.UserError(f'{path} {problem}; {what} needs the published file of that name')
+
+
+def load_tensors(path, what, expected, ignore_prefixes=()):
+    """Read a weights-only torch file and check its layout.
+
+    expected: {key: shape}; keys starting with one of ``ignore_prefixes`` (e.g. a
+    classifier the metric does not use) are allowed and dropped.  Returns {key: float32
+    CPU tensor}.  UserError (one line) for an unreadable file or another layout.
+    """
+    try:
+        # mmap avoids reading the classifiers we ignore (0.5 GB for VGG16); files in torch's
+        # old (pre-zip) format cannot be mapped and are read whole.
+        try:
+            state = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+        except RuntimeError:
+            state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # corrupt, truncated or pickled objects: the same user mistake
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        _refuse(path, what, f'could not be read as a weights-only torch file ({reason[:120]})')
+    if not isinstance(state, dict):
+        _refuse(path, what, f'holds a {type(state).__name__}, not a dict of tensors')
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected
+                  and not str(k).startswith(tuple(ignore_prefixes))]
+    if missing or unexpected:
+        detail = []
+        if missing:
+            detail.append(f'{len(missing)} missing keys such as {missing[0]!r}')
+        if unexpected:
+            detail.append(f'{len(unexpected)} unexpected keys such as {unexpected[0]!r}')
+        _refuse(path, what, 'does not have the expected layout (' + ', '.join(detail) + ')')
+    out = {}
+    for key, shape in expected.items():
+        value = state[key]
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(shape):
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            _refuse(path, what, f'has {key} of shape {got} where {tuple(shape)} is expected')
+        if not value.is_floating_point() or not torch.isfinite(value).all():
+            _refuse(path, what, f'has non-finite or non-float values in {key}')
+        out[key] = value.detach().to(torch.float32).contiguous().clone()
+    return out
