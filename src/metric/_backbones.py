@@ -5,7 +5,6 @@ indices, so ``features.N.weight`` / ``features.N.bias`` of torchvision's ImageNe
 A plan is a tuple of layers: ('conv', out_channels, kernel, stride, padding), ('relu',),
 ('maxpool', kernel, stride); the position in the plan is torchvision's index.
 """
-import torch
 import torch.nn as nn
 
 from metric import _weights
@@ -60,10 +59,10 @@ def load_features(arch, upto, weights_dir, what):
     for index, layer in enumerate(plan[:upto]):
         if layer[0] == 'conv':
             _, out_ch, k, stride, pad = layer
-            conv = nn.Conv2d(expected[f'features.{index}.weight'][1], out_ch, k, stride, pad)
-            with torch.no_grad():
-                conv.weight.copy_(state[f'features.{index}.weight'])
-                conv.bias.copy_(state[f'features.{index}.bias'])
+            conv = nn.utils.skip_init(nn.Conv2d, expected[f'features.{index}.weight'][1],
+                                      out_ch, k, stride, pad)
+            conv.weight = nn.Parameter(state[f'features.{index}.weight'], requires_grad=False)
+            conv.bias = nn.Parameter(state[f'features.{index}.bias'], requires_grad=False)
             layers.append(conv)
         elif layer[0] == 'relu':
             layers.append(nn.ReLU())
