@@ -8,9 +8,10 @@ class Best:
     (all the values of the best evaluation; plain Python, stored in the checkpoint).
     """
 
-    def __init__(self, dataset, scale, metric='psnr', higher_is_better=True):
+    def __init__(self, dataset, scale, metric='psnr', higher_is_better=True, fmt='.2f'):
         self.dataset, self.scale, self.metric = dataset, scale, metric
         self.higher_is_better = higher_is_better
+        self.fmt = fmt      # how the log prints the value
         self.state = None
 
     def describe(self):
@@ -19,6 +20,12 @@ class Best:
 
     def concerns(self, dataset, scale):
         return (dataset, scale) == (self.dataset, self.scale)
+
+    def restore(self, state):
+        """The state saved in a checkpoint; dropped (None) when it lacks this metric, i.e. the
+        run was started with other --metrics or --best_on.  True when kept."""
+        self.state = state if state and self.metric in state else None
+        return self.state is not None or not state
 
     def update(self, epoch, means):
         """Record the evaluation ``means`` ({metric: value}) of ``epoch``; True when it is the
@@ -35,4 +42,4 @@ class Best:
         """' (Best: 33.12 @epoch 7)' for the log line of the best_on set."""
         if self.state is None:
             return ''
-        return f'  (Best: {self.state[self.metric]:.2f} @epoch {self.state["epoch"]})'
+        return f'  (Best: {self.state[self.metric]:{self.fmt}} @epoch {self.state["epoch"]})'

@@ -2,7 +2,7 @@
 test-only runs and validation during training share.
 
 ``evaluate`` runs every ``--data_test`` set at every ``--scale``, scores each image with
-``score_image`` (PSNR/SSIM of the 8-bit output, see ``metrics``), writes the SR images with
+``score_image`` (the ``--metrics`` of the 8-bit output, see ``metric``), writes the SR images with
 ``--save_results``, and reports each set's means as soon as they are known.
 """
 import contextlib
@@ -12,19 +12,19 @@ import torch
 from tqdm import tqdm
 
 import imageops
-import metrics
+import metric as metric_pkg
 import utility
 
 
 def score_image(sr, hr, scale, args, benchmark, what):
-    """{metric name: value} of one test image.
+    """{metric name: value} of one test image, for every ``--metrics`` in its order.
 
     sr, hr: [1, C, H, W] in [0, rgb_range] (sr already quantised); ``what`` names the image
-    in errors.  An image too small to measure is a user error.
+    in errors.  Network metrics (LPIPS, DISTS) are built on sr's device on first use and
+    reused.  An image too small to measure is a user error.
     """
     try:
-        return {'psnr': metrics.calc_psnr(sr, hr, scale, args.rgb_range, benchmark=benchmark),
-                'ssim': metrics.calc_ssim(sr, hr, scale, args.rgb_range, benchmark=benchmark)}
+        return metric_pkg.score(metric_pkg.build(args, sr.device), sr, hr, scale, benchmark)
     except ValueError as e:
         if sr.shape != hr.shape:    # not the image's fault
             raise
@@ -33,8 +33,11 @@ def score_image(sr, hr, scale, args, benchmark, what):
 
 
 def format_scores(name, scale, means):
-    """The log line of one set and scale, e.g. '[Set5 x4]  PSNR: 28.42  SSIM: 0.8104'."""
-    return f'[{name} x{scale}]  PSNR: {means["psnr"]:.2f}  SSIM: {means["ssim"]:.4f}'
+    """The log line of one set and scale, e.g. '[Set5 x4]  PSNR: 28.42  SSIM: 0.8104  LPIPS:
+    0.3412' (each metric with its own digits)."""
+    return f'[{name} x{scale}]  ' + '  '.join(
+        f'{metric_pkg.label(key)}: {value:{metric_pkg.log_format(key)}}'
+        for key, value in means.items())
 
 
 @torch.no_grad()

@@ -141,20 +141,20 @@ class Experiment:
             self._log_file = None
 
     # ------------------------------------------------------------------ metrics
-    def write_metrics(self, summary, rows):
-        """metrics.json ({dataset: {"x2": {"psnr", "ssim"}}}) and metrics.csv (one row per image)."""
+    def write_metrics(self, summary, rows, names=('psnr', 'ssim')):
+        """metrics.json ({dataset: {"x2": {name: mean}}}, 6 decimals) and metrics.csv (one row
+        per image: dataset, scale, image, then one column per metric of ``names``, 6 decimals)."""
         if not self.writer:
             return
-        rounded = {name: {scale: {key: round(value, 4 if key == 'psnr' else 6)
-                                  for key, value in means.items()}
+        rounded = {name: {scale: {key: round(value, 6) for key, value in means.items()}
                           for scale, means in per_scale.items()}
                    for name, per_scale in summary.items()}
         utility.atomic_write_text(self.dir / 'metrics.json', json.dumps(rounded, indent=2) + '\n')
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator='\n')
-        w.writerow(['dataset', 'scale', 'image', 'psnr', 'ssim'])
+        w.writerow(['dataset', 'scale', 'image', *names])
         for r in rows:
-            w.writerow([r['dataset'], r['scale'], r['image'], f"{r['psnr']:.4f}", f"{r['ssim']:.6f}"])
+            w.writerow([r['dataset'], r['scale'], r['image'], *(f'{r[n]:.6f}' for n in names)])
         utility.atomic_write_text(self.dir / 'metrics.csv', buf.getvalue())
 
     def plot_curves(self, name, title, ylabel, series, epochs=None):

@@ -57,6 +57,7 @@ def run(argv=None):
 
     import data
     import loss as loss_pkg
+    import metric as metric_pkg
     import model as model_pkg
     from experiment import Experiment
     from trainer import Trainer
@@ -73,6 +74,8 @@ def run(argv=None):
         raise utility.UserError(f'--model {args.model} has no trainable parameters; use it '
                                 f'with --test_only')
     criterion = None if args.test_only else loss_pkg.Loss(args).to(device)
+    # LPIPS/DISTS networks: a missing weight file is refused here, before the run folder.
+    metric_pkg.build(args, device)
     exp = Experiment(args, writer=(rank == 0))
     try:
         trainer = Trainer(args, loader, net, criterion, exp, device,

@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+import metric as metric_pkg
 import utility
 from best import Best
 from ema import EMA
@@ -78,7 +79,9 @@ class Trainer:
         self.epoch = 0
         self.iteration = 0
         self.error_last = None
-        self.best = Best(*args.best_key)
+        which = args.best_key[2]
+        self.best = Best(*args.best_key, higher_is_better=not metric_pkg.lower_is_better(which),
+                         fmt=metric_pkg.log_format(which))
         self.metric_epochs = []     # epochs at which the test history was recorded
         self.metric_history = {}    # {dataset: {"x2": {"psnr": [...], "ssim": [...]}}}
         self.skipped = 0
@@ -109,6 +112,11 @@ class Trainer:
             if exp.resume:
                 self._resume()
             self.exp.log(f'Best model is chosen on {self.best.describe()}', echo=False)
+        self.exp.log('Metrics: ' + ', '.join(f'{metric_pkg.label(n)} ({metric_pkg.direction(n)})'
+                                             for n in args.metrics))
+        files = metric_pkg.weight_files(metric_pkg.build(args, device))
+        if files:
+            self.exp.log('Metric weights: ' + files, echo=False)
 
     # ------------------------------------------------------------------ helpers
     def _autocast(self):
@@ -182,7 +190,9 @@ class Trainer:
         self.iteration = ckpt['iteration']
         self.error_last = ckpt.get('error_last')
         self.skipped = ckpt.get('skipped', 0)
-        self.best.state = ckpt.get('best')
+        if not self.best.restore(ckpt.get('best')):
+            self.exp.log(f'The checkpoint\'s best model was not chosen by '
+                         f'{self.best.metric.upper()}; the best score starts afresh')
         self.metric_epochs = list(ckpt.get('metric_epochs', []))
         self.metric_history = ckpt.get('metric_history', {})
         _set_rng_state(ckpt['rng'])
@@ -346,14 +356,24 @@ class Trainer:
             summary, rows = evaluate(self.model, self.loader_test, args, self.device,
                                      self._autocast, self.exp, report)
         if training:
-            for name, per_scale in self.metric_history.items():
-                self.exp.plot_curves(
-                    f'test_{name}', f'PSNR on {name}', 'PSNR (dB)',
-                    {f'{name} {scale}': values['psnr'] for scale, values in per_scale.items()},
-                    epochs=self.metric_epochs)
-        self.exp.write_metrics(summary, rows)
+            self._plot_metrics()
+        self.exp.write_metrics(summary, rows, args.metrics)
         self.exp.log(f'Evaluation: {timer.toc():.1f}s', echo=not args.test_only)
         return any(found)
+
+    def _plot_metrics(self):
+        """test_<Dataset>_<metric>.png/pdf: one plot per test set and metric, a line per scale."""
+        for name, per_scale in self.metric_history.items():
+            for key in dict.fromkeys(k for values in per_scale.values() for k in values):
+                series = {f'{name} {scale}': values.get(key, [])
+                          for scale, values in per_scale.items()}
+                # A metric added on resume has values for the last evaluations only.
+                n = max(len(v) for v in series.values())
+                label = metric_pkg.label(key)
+                self.exp.plot_curves(f'test_{name}_{key}', f'{label} on {name}',
+                                     f'{label} ({metric_pkg.direction(key)})',
+                                     {k: v for k, v in series.items() if len(v) == n},
+                                     epochs=self.metric_epochs[len(self.metric_epochs) - n:])
 
 
 def _plain(v):

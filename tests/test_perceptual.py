@@ -462,3 +462,27 @@ def test_cli_wrong_weight_file_is_one_line(tmp_path, hub):
     proc = run_main(['--model', 'Bicubic', '--test_only', '--metrics', 'lpips', '--save', 'x',
                      '--metric_weights', folder, '--n_threads', '0'], exp_root=tmp_path / 'exp')
     assert_user_error(proc, str(folder / 'alexnet-owt-7be5be79.pth'), 'could not be read')
+
+
+@needs_lpips
+def test_validation_computes_the_metrics_and_best_on_picks_the_lowest_lpips(tmp_path, hub):
+    data = _tiny_set(tmp_path / 'data', n=1)
+    exp = tmp_path / 'exp'
+    proc = run_main(['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8', '--scale', '2',
+                     '--data_train', 'Sample', '--data_test', 'Tiny', '--dir_data', data,
+                     '--patch_size', '32', '--batch_size', '4', '--test_every', '2',
+                     '--epochs', '3', '--lr', '2e-3', '--n_threads', '0', '--save', 'run',
+                     '--metrics', 'psnr+lpips', '--best_on', 'Tiny:2:lpips'], exp_root=exp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (exp / 'run' / 'log.txt').read_text()
+    assert 'Best model is chosen on Tiny x2 (lowest LPIPS, set with --best_on)' in log
+    assert len(re.findall(r'^\[Tiny x2\]  PSNR: \S+  LPIPS: 0\.\d{4}  \(Best: 0\.\d{4} @epoch ',
+                          log, re.M)) == 3
+    ckpt = torch.load(exp / 'run' / 'checkpoint.pt', map_location='cpu', weights_only=True)
+    history = ckpt['metric_history']['Tiny']['x2']
+    assert len(history['lpips']) == len(history['psnr']) == 3
+    lowest = min(history['lpips'])
+    assert ckpt['best']['lpips'] == lowest
+    assert ckpt['best']['epoch'] == history['lpips'].index(lowest) + 1
+    for name in ('psnr', 'lpips'):
+        assert (exp / 'run' / f'test_Tiny_{name}.png').is_file()

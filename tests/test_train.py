@@ -61,7 +61,8 @@ def test_resume_is_exact(tmp_path, tiny_data, one_epoch):
     assert cb['scheduler']['last_epoch'] == 3
     assert cb['optimizer']['param_groups'][0]['lr'] == pytest.approx(5e-4)
     assert ca['loss_log'] == cb['loss_log'] or _close_logs(ca['loss_log'], cb['loss_log'])
-    assert (exp / 'part' / 'test_Tiny.png').is_file() and (exp / 'part' / 'test_Tiny.pdf').is_file()
+    assert (exp / 'part' / 'test_Tiny_psnr.png').is_file()
+    assert (exp / 'part' / 'test_Tiny_ssim.pdf').is_file()
     assert list((exp / 'part').glob('loss_*.png'))
 
     done = run_main(train_args(tiny_data, 'ignored', 3, '--load', 'part', '--lr', '5e-3'),
