@@ -7,6 +7,7 @@ here; the returned namespace is read-only afterwards.
 """
 import argparse
 import math
+import os
 import sys
 
 import template
@@ -283,6 +284,9 @@ def _derive(args, parser):
                                         f'{args.n_colors}; use --n_colors 3 or drop {name}')
     except utility.UserError as e:
         parser.error(str(e))
+    if args.metric_weights and not os.path.isdir(os.path.expanduser(args.metric_weights)):
+        parser.error(f'--metric_weights {args.metric_weights!r} is not a folder; give the folder '
+                     f'that holds the metric weight files, or drop the flag')
     args.best_key = (args.data_test[0], args.scale[0], args.metrics[0])
     if args.best_on:
         name, _, rest = args.best_on.partition(':')

@@ -182,6 +182,23 @@ def test_identical_images_give_zero_and_the_distance_is_symmetric(name, hub):
     assert torch.allclose(m1(sr / 255, hr / 255, 2, True), m(sr, hr, 2, True), atol=1e-7)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.parametrize('name', ['lpips', 'lpips_vgg', 'dists'])
+def test_cuda_matches_cpu(name, hub):
+    if not (HAS_DISTS if name == 'dists' else HAS_LPIPS):
+        pytest.skip('the package holding the head weights is not installed')
+    args = option.parse_args(['--metrics', name])
+    cpu, gpu = metric.build(args, 'cpu')[name], metric.build(args, 'cuda')[name]
+    assert gpu is not cpu and gpu.head_file == cpu.head_file
+    sr, hr = _pair(52, 60, seed=2)
+    # The network lives on the GPU; inputs may come from either device.
+    assert torch.allclose(gpu(sr.cuda(), hr.cuda(), 2, True).cpu(), cpu(sr, hr, 2, True),
+                          rtol=1e-4, atol=1e-6)
+    with torch.autocast('cuda', dtype=torch.float16):     # an AMP evaluation: float32 inside
+        assert torch.allclose(gpu(sr, hr, 2, True).cpu(), cpu(sr, hr, 2, True),
+                              rtol=1e-4, atol=1e-6)
+
+
 @needs_lpips
 def test_image_too_small_for_alexnet_is_a_value_error(hub):
     m = build('lpips')
@@ -359,7 +376,8 @@ def test_wrong_files_in_metric_weights_are_one_line_errors(case, hub, tmp_path, 
     (['--metrics', 'psnr++ssim'], 'empty entry'),
     (['--metrics', 'lpips', '--n_colors', '1'], '--n_colors 3'),
     (['--metrics', 'psnr+ssim', '--best_on', 'Set5:4:lpips'], 'METRIC in --metrics'),
-    (['--best_on', 'Set5:4:ssim:x'], 'METRIC in --metrics')])
+    (['--best_on', 'Set5:4:ssim:x'], 'METRIC in --metrics'),
+    (['--metrics', 'lpips', '--metric_weights', '/nonexistent/weights'], 'is not a folder')])
 def test_bad_metric_flags_exit_2_with_one_line(argv, needle, capsys):
     with pytest.raises(SystemExit) as info:
         option.parse_args(argv)
@@ -371,9 +389,9 @@ def test_bad_metric_flags_exit_2_with_one_line(argv, needle, capsys):
 def test_metric_flags_parse_case_insensitively():
     args = option.parse_args(['--metrics', 'PSNR+Lpips+dists+psnr', '--best_on', 'Set5:4:LPIPS'])
     assert args.metrics == ['psnr', 'lpips', 'dists']
-    assert args.best_on_key == ('Set5', 4, 'lpips')
-    assert option.parse_args([]).best_on_key == ('Set5', 4, 'psnr')
-    assert option.parse_args(['--metrics', 'dists+psnr']).best_on_key == ('Set5', 4, 'dists')
+    assert args.best_key == ('Set5', 4, 'lpips')
+    assert option.parse_args([]).best_key == ('Set5', 4, 'psnr')
+    assert option.parse_args(['--metrics', 'dists+psnr']).best_key == ('Set5', 4, 'dists')
     assert [metric.lower_is_better(n) for n in metric.available()] == [True, True, True, False,
                                                                        False]
 

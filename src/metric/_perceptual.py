@@ -3,8 +3,10 @@
 Inputs are prepared as the SSL paper's evaluation scripts prepare them: RGB, both images on
 the 8-bit grid (the SR output quantised, as it would be saved), values k / 255 in [0, 1],
 float32, the border cropped as for PSNR (``scale`` pixels on benchmark sets, ``scale + 6``
-elsewhere).  Networks run in float32 with autocast off, in eval mode, without gradients.
+elsewhere).  Networks run in float32 (autocast and TF32 off), in eval mode, without gradients.
 """
+import contextlib
+
 import torch
 import torch.nn as nn
 
@@ -61,6 +63,18 @@ class NetworkMetric(nn.Module):
             sr, hr = sr[..., shave:-shave, shave:-shave], hr[..., shave:-shave, shave:-shave]
         device = self._anchor.device
         x, y = rgb01(sr, self.rgb_range).to(device), rgb01(hr, self.rgb_range).to(device)
-        with torch.autocast(device.type, enabled=False):
+        with torch.autocast(device.type, enabled=False), _no_tf32():
             return self.distance(x, y).double()
+
+
+@contextlib.contextmanager
+def _no_tf32():
+    """Full float32 convolutions on CUDA (cuDNN may use TF32 by default, ~1e-3 relative error),
+    so that scores do not depend on the GPU generation."""
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
 

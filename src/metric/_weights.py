@@ -108,11 +108,11 @@ def head_path(head, weights_dir, what):
         candidates += _installed_files(package, relpath)
     path = _first_file(candidates)
     if path is None:
-        where = f'{weights_dir}/{name} or ' if weights_dir else ''
+        where = f'in {Path(os.path.expanduser(weights_dir)) / name} nor ' if weights_dir else ''
         raise utility.UserError(
-            f'{what} needs {name} ({published}); found neither {where}an installed package '
-            f'copy ({", ".join(p for p, _ in in_packages)}): install the package as shown or '
-            f'put the file in a folder given with --metric_weights')
+            f'{what} needs {name} ({published}); it is neither {where}in an installed '
+            f'{" or ".join(p for p, _ in in_packages)} package: install the package as shown '
+            f'or put the file in a folder given with --metric_weights')
     return path
 
 
