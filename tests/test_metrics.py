@@ -6,11 +6,14 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-import metrics
+import imageops
 import option
 from data import _srdata
 from data._benchmark import BenchmarkData
 from imresize import imresize
+from metric.psnr import calc_psnr, psnr_per_image
+from metric.ssim import calc_ssim
+from ssim import ssim_map
 from utility import REPO_ROOT
 
 
@@ -25,8 +28,8 @@ def _image(h, w, seed, c=3):
 
 def test_quantize_rounds_to_8bit_grid_and_clamps():
     x = torch.tensor([-3.0, 0.4, 0.6, 100.5, 254.7, 300.0])
-    assert metrics.quantize(x, 255).tolist() == [0.0, 0.0, 1.0, 100.0, 255.0, 255.0]
-    y = metrics.quantize(torch.tensor([0.5 / 255, 0.7 / 255, 2.0]), 1)
+    assert imageops.quantize(x, 255).tolist() == [0.0, 0.0, 1.0, 100.0, 255.0, 255.0]
+    y = imageops.quantize(torch.tensor([0.5 / 255, 0.7 / 255, 2.0]), 1)
     assert torch.allclose(y, torch.tensor([0.0, 1 / 255, 1.0]))
 
 
@@ -34,46 +37,46 @@ def test_y_channel_matches_matlab_rgb2ycbcr_on_uint8():
     rgb = torch.tensor([[255.0, 255, 255], [0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]],
                        dtype=torch.float64).T.reshape(1, 3, 1, 5)
     # MATLAB: rgb2ycbcr(uint8) Y = round(16 + (65.481 R + 128.553 G + 24.966 B) / 255)
-    assert metrics.rgb_to_y(rgb).flatten().tolist() == [235, 16, 81, 145, 41]
-    assert metrics.rgb_to_y(rgb, rounded=False)[0, 0, 0, 2].item() == pytest.approx(81.481)
+    assert imageops.rgb_to_y(rgb).flatten().tolist() == [235, 16, 81, 145, 41]
+    assert imageops.rgb_to_y(rgb, rounded=False)[0, 0, 0, 2].item() == pytest.approx(81.481)
 
 
 def test_psnr_hand_computed_on_one_channel_and_border_is_shaved():
     hr = torch.full((1, 1, 20, 20), 100.0)
     sr = hr + 10
-    assert metrics.calc_psnr(sr, hr, 2, 255) == pytest.approx(10 * math.log10(255 ** 2 / 100))
+    assert calc_psnr(sr, hr, 2, 255) == pytest.approx(10 * math.log10(255 ** 2 / 100))
     sr = hr.clone()
     sr[..., :2, :] = 0           # inside the shaved border of scale 2
     sr[..., :, -2:] = 0
-    assert metrics.calc_psnr(sr, hr, 2, 255) == math.inf
-    assert metrics.calc_psnr(sr, hr, 1, 255) < 30
+    assert calc_psnr(sr, hr, 2, 255) == math.inf
+    assert calc_psnr(sr, hr, 1, 255) < 30
 
 
 def test_non_benchmark_uses_rgb_and_shaves_scale_plus_six():
     hr = _image(40, 40, 0)
     sr = hr.clone()
     sr[..., :8, :] = 0            # scale 2 + 6 = 8 pixels
-    assert metrics.calc_psnr(sr, hr, 2, 255, benchmark=False) == math.inf
+    assert calc_psnr(sr, hr, 2, 255, benchmark=False) == math.inf
     sr = hr.clone()
     sr[:, 0] += 8                 # red only: counted in RGB over all three channels
     expected = 10 * math.log10(255 ** 2 / (64 / 3))
-    assert metrics.calc_psnr(sr, hr, 2, 255, benchmark=False) == pytest.approx(expected, abs=0.05)
+    assert calc_psnr(sr, hr, 2, 255, benchmark=False) == pytest.approx(expected, abs=0.05)
 
 
 def test_output_is_quantised_and_rgb_range_does_not_matter():
     hr = _image(32, 30, 1)
-    assert metrics.calc_psnr(hr + 0.4, hr, 2, 255) == math.inf
+    assert calc_psnr(hr + 0.4, hr, 2, 255) == math.inf
     sr = hr + torch.randn(hr.shape, generator=torch.Generator().manual_seed(0), dtype=hr.dtype) * 5
-    a = (metrics.calc_psnr(sr, hr, 3, 255), metrics.calc_ssim(sr, hr, 3, 255))
-    b = (metrics.calc_psnr(sr / 255, hr / 255, 3, 1), metrics.calc_ssim(sr / 255, hr / 255, 3, 1))
+    a = (calc_psnr(sr, hr, 3, 255), calc_ssim(sr, hr, 3, 255))
+    b = (calc_psnr(sr / 255, hr / 255, 3, 1), calc_ssim(sr / 255, hr / 255, 3, 1))
     assert a == pytest.approx(b, abs=1e-9)
-    assert metrics.calc_ssim(hr, hr, 2, 255) == pytest.approx(1.0)
+    assert calc_ssim(hr, hr, 2, 255) == pytest.approx(1.0)
 
 
 def test_ssim_equals_skimage_configured_identically():
     x = _image(48, 41, 2, c=1)[0, 0].numpy()
     y = np.clip(x + np.random.default_rng(3).normal(0, 20, x.shape), 0, 255)
-    ours = metrics.ssim_map(torch.from_numpy(x)[None, None], torch.from_numpy(y)[None, None])
+    ours = ssim_map(torch.from_numpy(x)[None, None], torch.from_numpy(y)[None, None])
     ref, full = structural_similarity(x, y, gaussian_weights=True, sigma=1.5,
                                       use_sample_covariance=False, data_range=255, full=True)
     assert ours.shape[-2:] == (48 - 10, 41 - 10)
@@ -86,27 +89,27 @@ def test_calc_ssim_benchmark_is_skimage_on_shaved_y():
     sr = torch.clamp(hr + torch.randn(hr.shape, generator=torch.Generator().manual_seed(1),
                                       dtype=hr.dtype) * 15, 0, 255).round()
     s = 3
-    y_sr = metrics.rgb_to_y(sr)[0, 0, s:-s, s:-s].numpy()
-    y_hr = metrics.rgb_to_y(hr)[0, 0, s:-s, s:-s].numpy()
+    y_sr = imageops.rgb_to_y(sr)[0, 0, s:-s, s:-s].numpy()
+    y_hr = imageops.rgb_to_y(hr)[0, 0, s:-s, s:-s].numpy()
     ref = structural_similarity(y_sr, y_hr, gaussian_weights=True, sigma=1.5,
                                 use_sample_covariance=False, data_range=255)
-    assert metrics.calc_ssim(sr, hr, s, 255) == pytest.approx(ref, abs=1e-6)
+    assert calc_ssim(sr, hr, s, 255) == pytest.approx(ref, abs=1e-6)
     mse = np.mean((y_sr - y_hr) ** 2)
-    assert metrics.calc_psnr(sr, hr, s, 255) == pytest.approx(10 * np.log10(255 ** 2 / mse))
+    assert calc_psnr(sr, hr, s, 255) == pytest.approx(10 * np.log10(255 ** 2 / mse))
 
 
 def test_batches_give_per_image_values():
     a, b = _image(30, 30, 5), _image(30, 30, 6)
     sr = torch.cat([a + 3, b + 9])
     hr = torch.cat([a, b])
-    per = metrics.psnr_per_image(sr, hr, 2, 255)
-    assert per[0].item() == pytest.approx(metrics.calc_psnr(a + 3, a, 2, 255))
-    assert per[1].item() == pytest.approx(metrics.calc_psnr(b + 9, b, 2, 255))
+    per = psnr_per_image(sr, hr, 2, 255)
+    assert per[0].item() == pytest.approx(calc_psnr(a + 3, a, 2, 255))
+    assert per[1].item() == pytest.approx(calc_psnr(b + 9, b, 2, 255))
 
 
 def test_mismatched_shapes_raise():
     with pytest.raises(ValueError):
-        metrics.calc_psnr(torch.zeros(1, 3, 20, 20), torch.zeros(1, 3, 20, 22), 2, 255)
+        calc_psnr(torch.zeros(1, 3, 20, 20), torch.zeros(1, 3, 20, 22), 2, 255)
 
 
 def _bicubic_scores(folder, scale, tmp_path, monkeypatch, with_ssim=True):
@@ -117,10 +120,10 @@ def _bicubic_scores(folder, scale, tmp_path, monkeypatch, with_ssim=True):
     psnr, ssim = [], []
     for i in range(len(ds)):
         lr, hr, _ = ds[i]
-        sr = metrics.quantize(imresize(lr.double()[None], scale), 255)
-        psnr.append(metrics.calc_psnr(sr, hr[None], scale, 255))
+        sr = imageops.quantize(imresize(lr.double()[None], scale), 255)
+        psnr.append(calc_psnr(sr, hr[None], scale, 255))
         if with_ssim:
-            ssim.append(metrics.calc_ssim(sr, hr[None], scale, 255))
+            ssim.append(calc_ssim(sr, hr[None], scale, 255))
     return float(np.mean(psnr)), (float(np.mean(ssim)) if with_ssim else math.nan)
 
 
@@ -145,7 +148,7 @@ def test_bicubic_set14_x2_from_shared(shared_dir, tmp_path, monkeypatch):
 def test_cuda_matches_cpu():
     hr = _image(40, 36, 7)
     sr = hr + 4 * torch.randn(hr.shape, dtype=hr.dtype)
-    assert metrics.calc_psnr(sr.cuda(), hr.cuda(), 2, 255) == pytest.approx(
-        metrics.calc_psnr(sr, hr, 2, 255), abs=1e-9)
-    assert metrics.calc_ssim(sr.cuda(), hr.cuda(), 2, 255) == pytest.approx(
-        metrics.calc_ssim(sr, hr, 2, 255), abs=1e-9)
+    assert calc_psnr(sr.cuda(), hr.cuda(), 2, 255) == pytest.approx(
+        calc_psnr(sr, hr, 2, 255), abs=1e-9)
+    assert calc_ssim(sr.cuda(), hr.cuda(), 2, 255) == pytest.approx(
+        calc_ssim(sr, hr, 2, 255), abs=1e-9)

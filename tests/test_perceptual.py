@@ -350,7 +350,7 @@ def _bad_file(folder, case):
         return 'vgg16-397923af.pth', 'dists', 'missing keys'
     if case == 'unreadable':
         (folder / 'alexnet-owt-7be5be79.pth').write_bytes(b'not a torch file')
-        return 'alexnet-owt-7be5be79.pth', 'lpips', 'could not be read'
+        return 'alexnet-owt-7be5be79.pth', 'lpips', 'cannot be read'
     if case == 'dists weights':                                    # beta is missing
         torch.save({'alpha': torch.ones(1, 1475, 1, 1)}, folder / 'weights.pt')
         return 'weights.pt', 'dists', "'beta'"
@@ -479,7 +479,7 @@ def test_cli_wrong_weight_file_is_one_line(tmp_path, hub):
     _bad_file(folder, 'unreadable')
     proc = run_main(['--model', 'Bicubic', '--test_only', '--metrics', 'lpips', '--save', 'x',
                      '--metric_weights', folder, '--n_threads', '0'], exp_root=tmp_path / 'exp')
-    assert_user_error(proc, str(folder / 'alexnet-owt-7be5be79.pth'), 'could not be read')
+    assert_user_error(proc, str(folder / 'alexnet-owt-7be5be79.pth'), 'cannot be read')
 
 
 @needs_lpips

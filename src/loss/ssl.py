@@ -35,7 +35,7 @@ def edge_mask(hr, rgb_range=255, threshold=20, stride=1):
 
     hr: [B, C, H, W] with C = 3 (RGB) or 1 (gray), values in [0, rgb_range], any device.
     Steps: values -> 8 bit (x * 255 / rgb_range, clamped to [0, 255], rounded half to
-    even like ``torch.round``: the grid of metrics.quantize; exact for 8-bit data);
+    even like ``torch.round``: the grid of imageops.quantize; exact for 8-bit data);
     gray as PIL convert('L'): (R*19595 + G*38470 + B*7471 + 32768) >> 16; 3x3 Laplacian
     [[0,1,0],[1,-4,1],[0,1,0]] with reflect-101 borders, saturated to 0..255 like OpenCV's
     CV_8U output.

@@ -13,19 +13,15 @@ inside) and declares its traits:
 Metrics that hold a network are built once per process and device (``build``), in eval
 mode; they read their weights from local files only (see ``_weights``).
 """
-import importlib
-from pathlib import Path
-
 import torch
 
+import registry
 import utility
-
-METRIC_DIR = Path(__file__).resolve().parent
 
 
 def available():
     """Lower-case names of the metric files in src/metric/."""
-    return sorted(p.stem for p in METRIC_DIR.glob('*.py') if not p.stem.startswith('_'))
+    return registry.names('metric', 'make_metric')
 
 
 def parse_names(text):
@@ -46,7 +42,7 @@ def parse_names(text):
 
 
 def get_module(name):
-    return importlib.import_module('metric.' + name.lower())
+    return registry.load('metric', name, 'make_metric', '--metrics')
 
 
 def lower_is_better(name):

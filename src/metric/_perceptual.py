@@ -10,15 +10,13 @@ import contextlib
 import torch
 import torch.nn as nn
 
-
-def border(scale, benchmark):
-    """Pixels cropped from each side before scoring (PSNR's convention, see metrics.py)."""
-    return scale if benchmark else scale + 6
+import imageops
+from metric import _pixel
 
 
 def rgb01(img, rgb_range):
     """[B, 3, H, W] in [0, rgb_range] -> float32 on the 8-bit grid, k / 255 in [0, 1]."""
-    return img.detach().float().mul(255.0 / rgb_range).clamp(0, 255).round().div(255.0)
+    return imageops.to_uint8(img, rgb_range).float().div(255.0)
 
 
 class NetworkMetric(nn.Module):
@@ -54,7 +52,7 @@ class NetworkMetric(nn.Module):
                              f'{tuple(sr.shape)} and {tuple(hr.shape)}')
         if sr.shape[1] != 3:
             raise ValueError(f'{self.label} needs RGB images, got {sr.shape[1]} channels')
-        shave = border(scale, benchmark)
+        shave = _pixel.border(scale, benchmark)
         h, w = sr.shape[-2:]
         if min(h, w) - 2 * shave < self.min_side:
             raise ValueError(f'image {h}x{w} is too small for {self.label} (at least '

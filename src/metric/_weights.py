@@ -127,16 +127,8 @@ def load_tensors(path, what, expected, ignore_prefixes=()):
     classifier the metric does not use) are allowed and dropped.  Returns {key: float32
     CPU tensor}.  UserError (one line) for an unreadable file or another layout.
     """
-    try:
-        # mmap avoids reading the classifiers we ignore (0.5 GB for VGG16); files in torch's
-        # old (pre-zip) format cannot be mapped and are read whole.
-        try:
-            state = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-        except RuntimeError:
-            state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # corrupt, truncated or pickled objects: the same user mistake
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        _refuse(path, what, f'could not be read as a weights-only torch file ({reason[:120]})')
+    # mmap: the classifiers we ignore (0.5 GB for VGG16) are never read.
+    state = utility.load_pt(path, source=f'{path} ({what})', mmap=True)
     if not isinstance(state, dict):
         _refuse(path, what, f'holds a {type(state).__name__}, not a dict of tensors')
     missing = [k for k in expected if k not in state]

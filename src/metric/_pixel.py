@@ -1,8 +1,8 @@
-"""PSNR and SSIM as the SR literature computes them (vectorised torch, CPU or GPU).
+"""What PSNR and SSIM share: the SR literature's preparation of an image pair.
 
 Conventions (those behind the published benchmark tables):
 
-* The SR output is quantised to 8 bit first (``quantize``): a model is judged on the
+* The SR output is quantised to 8 bit first (``imageops.quantize``): a model is judged on the
   image it would save.
 * Benchmarks (``benchmark=True``): luminance Y of ITU-R BT.601 as MATLAB's
   ``rgb2ycbcr`` on 8-bit images, i.e. ``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255``
@@ -24,12 +24,16 @@ Conventions (those behind the published benchmark tables):
 
 Arithmetic is float64 so that results do not depend on the device.
 """
-import torch
+from imageops import quantize, rgb_to_y
 
-from imageops import quantize, rgb_to_y  # noqa: F401  (re-exported for callers)
-from ssim import ssim_map
 
-def _prepare(sr, hr, scale, rgb_range, benchmark):
+def border(scale, benchmark):
+    """Pixels shaved from each side before scoring: ``scale`` on benchmark sets, ``scale + 6``
+    elsewhere (EDSR-PyTorch's convention); every metric uses it."""
+    return scale if benchmark else scale + 6
+
+
+def prepare(sr, hr, scale, rgb_range, benchmark):
     """Quantise, scale to 0..255 (float64), choose channels and shave the border.
 
     Returns two [B, C', H', W'] float64 tensors (C' = 1 for benchmark Y).
@@ -42,57 +46,12 @@ def _prepare(sr, hr, scale, rgb_range, benchmark):
     to255 = 255.0 / rgb_range
     sr = quantize(sr.detach().double(), rgb_range) * to255
     hr = quantize(hr.detach().double(), rgb_range) * to255
-    if benchmark:
-        shave = scale
-        if sr.shape[1] == 3:
-            sr, hr = rgb_to_y(sr), rgb_to_y(hr)
-    else:
-        shave = scale + 6
+    shave = border(scale, benchmark)
+    if benchmark and sr.shape[1] == 3:
+        sr, hr = rgb_to_y(sr), rgb_to_y(hr)
     if shave > 0:
         if min(sr.shape[-2:]) <= 2 * shave:
             raise ValueError(f'image {tuple(sr.shape[-2:])} is too small to shave {shave} pixels')
         sr = sr[..., shave:-shave, shave:-shave]
         hr = hr[..., shave:-shave, shave:-shave]
     return sr, hr
-
-
-def psnr_per_image(sr, hr, scale, rgb_range, benchmark=True):
-    """PSNR in dB of each image of a batch.
-
-    Args:
-        sr, hr: [B, C, H, W] (or [C, H, W]) in [0, rgb_range]; sr is quantised here.
-        scale: SR scale (border to shave, see module docstring).
-        rgb_range: maximum pixel value of sr and hr.
-        benchmark: Y channel and shave ``scale`` (True) or RGB and shave ``scale + 6``.
-    Returns:
-        float64 tensor [B] (inf where the images are equal).
-    """
-    sr, hr = _prepare(sr, hr, scale, rgb_range, benchmark)
-    mse = (sr - hr).pow(2).flatten(1).mean(dim=1)
-    return 10.0 * torch.log10(255.0 ** 2 / mse)
-
-
-def ssim_per_image(sr, hr, scale, rgb_range, benchmark=True):
-    """SSIM of each image of a batch (same conventions as ``psnr_per_image``).
-
-    Returns:
-        float64 tensor [B]: mean of the SSIM map (over channels too, for RGB sets).
-    """
-    sr, hr = _prepare(sr, hr, scale, rgb_range, benchmark)
-    return ssim_map(sr, hr).flatten(1).mean(dim=1)
-
-
-def calc_psnr(sr, hr, scale, rgb_range, benchmark=True):
-    """PSNR in dB (float) of sr against hr, [1, C, H, W] in [0, rgb_range].
-
-    For a batch, the mean of the per-image PSNRs.  See the module docstring.
-    """
-    return float(psnr_per_image(sr, hr, scale, rgb_range, benchmark).mean())
-
-
-def calc_ssim(sr, hr, scale, rgb_range, benchmark=True):
-    """SSIM (float in [-1, 1]) of sr against hr, [1, C, H, W] in [0, rgb_range].
-
-    For a batch, the mean of the per-image SSIMs.  See the module docstring.
-    """
-    return float(ssim_per_image(sr, hr, scale, rgb_range, benchmark).mean())
