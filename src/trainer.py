@@ -83,7 +83,7 @@ class Trainer:
         self.best = Best(*args.best_key, higher_is_better=not metric_pkg.lower_is_better(which),
                          fmt=metric_pkg.log_format(which))
         self.metric_epochs = []     # epochs at which the test history was recorded
-        self.metric_history = {}    # {dataset: {"x2": {"psnr": [...], "ssim": [...]}}}
+        self.metric_history = {}    # {dataset: {"x2": {metric: [...], ...}}}
         self.skipped = 0
         self.amp_dtype = None
         if args.precision == 'amp':
@@ -364,11 +364,13 @@ class Trainer:
     def _plot_metrics(self):
         """test_<Dataset>_<metric>.png/pdf: one plot per test set and metric, a line per scale."""
         for name, per_scale in self.metric_history.items():
-            for key in dict.fromkeys(k for values in per_scale.values() for k in values):
+            for key in self.args.metrics:
                 series = {f'{name} {scale}': values.get(key, [])
                           for scale, values in per_scale.items()}
                 # A metric added on resume has values for the last evaluations only.
                 n = max(len(v) for v in series.values())
+                if not n:
+                    continue
                 label = metric_pkg.label(key)
                 self.exp.plot_curves(f'test_{name}_{key}', f'{label} on {name}',
                                      f'{label} ({metric_pkg.direction(key)})',
