@@ -11,7 +11,9 @@ real files in torch hub's cache when present, else random weights in the same la
 temporary TORCH_HOME (the cost is the same).
 """
 import argparse
+import atexit
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -51,6 +53,7 @@ def main():
                for f, _ in _weights.BACKBONES.values()):
         import torchvision_standin
         home = tempfile.mkdtemp(prefix='torch_home_')
+        atexit.register(shutil.rmtree, home, ignore_errors=True)
         torchvision_standin.write_hub(home)
         os.environ['TORCH_HOME'] = home
         print(f'random backbones in {home} (no real files in the hub cache)')
