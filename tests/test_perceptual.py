@@ -182,6 +182,20 @@ def test_identical_images_give_zero_and_the_distance_is_symmetric(name, hub):
     assert torch.allclose(m1(sr / 255, hr / 255, 2, True), m(sr, hr, 2, True), atol=1e-7)
 
 
+@pytest.mark.parametrize('name', metric.available())
+def test_every_metric_file_scores_a_batch_in_its_direction(name, hub):
+    module = metric.get_module(name)
+    assert isinstance(getattr(module, 'LOWER_IS_BETTER', False), bool)
+    try:
+        m = build(name)
+    except utility.UserError as e:     # a head file of a package that is not installed
+        pytest.skip(str(e))
+    sr, hr = _pair(36, 40, seed=3)
+    got, same = m(sr, hr, 2, True), m(hr, hr, 2, True)
+    assert got.dtype == torch.float64 and got.shape == (2,)
+    assert ((got > same) if metric.lower_is_better(name) else (got < same)).all(), (got, same)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 @pytest.mark.parametrize('name', ['lpips', 'lpips_vgg', 'dists'])
 def test_cuda_matches_cpu(name, hub):
