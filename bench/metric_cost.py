@@ -38,7 +38,8 @@ def pairs(scale=4):
         img = img.crop((0, 0, img.width - img.width % scale, img.height - img.height % scale))
         sr = img.resize((img.width // scale, img.height // scale), Image.BICUBIC).resize(
             img.size, Image.BICUBIC)
-        t = [torch.from_numpy(np.asarray(i).copy()).permute(2, 0, 1)[None].float() for i in (sr, img)]
+        t = [torch.from_numpy(np.asarray(i).copy()).permute(2, 0, 1)[None].float()
+             for i in (sr, img)]
         out.append((path.stem, *t))
     return out
 

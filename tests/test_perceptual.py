@@ -28,7 +28,8 @@ from metric import _weights
 HAS_LPIPS = importlib.util.find_spec('lpips') is not None
 HAS_DISTS = importlib.util.find_spec('DISTS_pytorch') is not None
 needs_lpips = pytest.mark.skipif(not HAS_LPIPS, reason='lpips (the v0.1 heads) is not installed')
-needs_dists = pytest.mark.skipif(not HAS_DISTS, reason='DISTS_pytorch (weights.pt) is not installed')
+needs_dists = pytest.mark.skipif(not HAS_DISTS,
+                                 reason='DISTS_pytorch (weights.pt) is not installed')
 SET5 = REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR'
 ALL = 'psnr+ssim+lpips+lpips_vgg+dists'
 

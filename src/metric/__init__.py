@@ -96,4 +96,5 @@ def weight_files(metrics):
 
 def score(metrics, sr, hr, scale, benchmark):
     """{name: float} for one image (the mean over a batch)."""
-    return {name: float(metric(sr, hr, scale, benchmark).mean()) for name, metric in metrics.items()}
+    return {name: float(metric(sr, hr, scale, benchmark).mean())
+            for name, metric in metrics.items()}

@@ -78,8 +78,7 @@ def min_side(layers):
     side = 1
     for module in reversed(layers):   # the input size that yields ``side`` at the output
         if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
-            k = module.kernel_size[0] if isinstance(module.kernel_size, tuple) else module.kernel_size
-            s = module.stride[0] if isinstance(module.stride, tuple) else module.stride
-            p = module.padding[0] if isinstance(module.padding, tuple) else module.padding
+            k, s, p = (v[0] if isinstance(v, tuple) else v
+                       for v in (module.kernel_size, module.stride, module.padding))
             side = max(1, (side - 1) * s + k - 2 * p)
     return side

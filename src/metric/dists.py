@@ -32,7 +32,8 @@ CHANNELS = (3, 64, 128, 256, 512, 512)
 
 
 class L2Pool(nn.Module):
-    """sqrt(depthwise Hann-window mean of x^2 + 1e-12), stride 2: [B, C, H, W] -> [B, C, ~H/2, ~W/2]."""
+    """sqrt(depthwise Hann-window mean of x^2 + 1e-12), stride 2:
+    [B, C, H, W] -> [B, C, floor((H - 1) / 2) + 1, floor((W - 1) / 2) + 1]."""
 
     def __init__(self, channels):
         super().__init__()
