@@ -44,7 +44,8 @@ def tiny_data(tmp_path_factory):
     """A --dir_data with one small benchmark image (benchmark/Tiny/HR/crop.png, 96x96 from the
     bundled butterfly), so that evaluation after each epoch is quick."""
     root = tmp_path_factory.mktemp('data')
-    src = Image.open(REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR' / 'butterfly.png').convert('RGB')
+    butterfly = REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR' / 'butterfly.png'
+    src = Image.open(butterfly).convert('RGB')
     folder = root / 'benchmark' / 'Tiny' / 'HR'
     folder.mkdir(parents=True)
     src.crop((40, 40, 136, 136)).save(folder / 'crop.png')

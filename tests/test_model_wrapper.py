@@ -165,7 +165,8 @@ def test_state_dict_has_the_bare_network_layout(tmp_path):
     weights = _randomised_state(wrapper.get_model())
     wrapper.load_state_dict(weights)
     assert _same_weights(wrapper.get_model(), weights)
-    utility.atomic_torch_save(wrapper.state_dict(), tmp_path / 'model_latest.pt')  # as Experiment.save_weights
+    # As Experiment.save_weights writes model_latest.pt:
+    utility.atomic_torch_save(wrapper.state_dict(), tmp_path / 'model_latest.pt')
     assert _same_weights(_edsr().load(tmp_path / 'model_latest.pt').get_model(), weights)
 
     # Nested (as under DDP) the keys keep the bare layout below the outer prefix.

@@ -12,7 +12,8 @@ from conftest import TINY
 
 
 def train_args(data_dir, save, epochs, *extra):
-    return [*TINY, '--scale', '2', '--data_train', 'Sample', '--data_test', 'Tiny', '--dir_data', data_dir,
+    return [*TINY, '--scale', '2', '--data_train', 'Sample', '--data_test', 'Tiny',
+            '--dir_data', data_dir,
             '--patch_size', '32', '--batch_size', '4', '--test_every', '3',
             '--epochs', epochs, '--decay', '1', '--gamma', '0.5', '--lr', '1e-3',
             '--loss', '1*L1+0.1*SSL+1*SPL', '--ssl_search', '11', '--ssl_window', '5',

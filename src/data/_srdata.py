@@ -37,7 +37,8 @@ from imageops import round_half_away
 from imresize import imresize
 
 CACHE_ROOT = utility.REPO_ROOT / '.cache'
-LR_CACHE_VERSION = 'v2'       # v2: MATLAB's half-away rounding. Bump when the LR generation changes, to invalidate caches
+# Bump when the LR generation changes, to invalidate caches (v2: MATLAB's half-away rounding).
+LR_CACHE_VERSION = 'v2'
 
 
 def short_hash(text, n=10):
