@@ -18,15 +18,13 @@
 // the forward writes disjoint output rows, the backward accumulates into a private buffer
 // per band and the buffers are added in a fixed order, so results do not depend on the
 // number of threads.
-#include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <numeric>
 #include <vector>
+
+#include "ssl_cpu.h"
 
 namespace ssl_ops {
 namespace {
@@ -383,10 +381,10 @@ void backward_band(const T* A, const int64_t* pos, const T* G, const Dims& g, co
   }
 }
 
-// Runs f(band index) for every band on the intra-op threads, biggest bands first so the
+// Runs f(band index) for every band on up to `threads` threads, biggest bands first so the
 // threads finish together. Which thread runs a band does not change its result.
 template <typename F>
-void for_each_band(const std::vector<Band>& bands, int64_t pairs, const F& f) {
+void for_each_band(const std::vector<Band>& bands, int64_t pairs, int threads, const F& f) {
   const int64_t n = static_cast<int64_t>(bands.size());
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
@@ -394,81 +392,71 @@ void for_each_band(const std::vector<Band>& bands, int64_t pairs, const F& f) {
     return bands[x].q1 - bands[x].q0 > bands[y].q1 - bands[y].q0;
   });
   std::atomic<int64_t> next{0};
-  const int64_t workers = pairs < kMinParallelPairs
-                              ? 1
-                              : std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n));
-  at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
-    for (int64_t k = next++; k < n; k = next++) f(order[k]);
-  });
+  const int workers = pairs < kMinParallelPairs
+                          ? 1
+                          : static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, n)));
+#pragma omp parallel num_threads(workers)
+  for (int64_t k = next++; k < n; k = next++) f(order[k]);
 }
 
-Dims make_dims(const at::Tensor& padded, int64_t search, int64_t window) {
-  return {padded.size(1), padded.size(2), padded.size(3), search, search / 2, window / 2};
+Dims make_dims(const Shape& s) {
+  return {s.C, s.Hp, s.Wp, s.search, s.search / 2, s.window / 2};
 }
 
 }  // namespace
 
-at::Tensor forward_cpu(const at::Tensor& padded, const at::Tensor& pos, int64_t search,
-                       int64_t window) {
-  const int64_t n = pos.size(0);
-  at::Tensor out = at::empty({n, search * search}, padded.options());
-  if (n == 0) return out;
-  const Dims g = make_dims(padded, search, window);
-  const int64_t* p = pos.data_ptr<int64_t>();
-  const std::vector<Band> bands = split_bands(p, n);
-  AT_DISPATCH_FLOATING_TYPES(padded.scalar_type(), "ssl_patch_distances_forward_cpu", [&] {
-    const scalar_t* a = padded.data_ptr<scalar_t>();
-    scalar_t* o = out.data_ptr<scalar_t>();
-    for_each_band(bands, n * g.S * g.S,
-                  [&](int64_t k) { forward_band<scalar_t>(a, p, o, g, bands[k]); });
-  });
-  return out;
+template <typename T>
+void patch_distances_forward(const T* a, const int64_t* p, const Shape& s, T* o, int threads) {
+  if (s.n == 0) return;
+  const Dims g = make_dims(s);
+  const std::vector<Band> bands = split_bands(p, s.n);
+  for_each_band(bands, s.n * g.S * g.S, threads,
+                [&](int64_t k) { forward_band<T>(a, p, o, g, bands[k]); });
 }
 
-at::Tensor backward_cpu(const at::Tensor& padded, const at::Tensor& pos, const at::Tensor& grad,
-                        int64_t search, int64_t window) {
-  at::Tensor grad_padded = at::zeros_like(padded);
-  const int64_t n = pos.size(0);
-  if (n == 0) return grad_padded;
-  const Dims g = make_dims(padded, search, window);
-  const int64_t* p = pos.data_ptr<int64_t>();
-  const std::vector<Band> bands = split_bands(p, n);
-  AT_DISPATCH_FLOATING_TYPES(padded.scalar_type(), "ssl_patch_distances_backward_cpu", [&] {
-    const scalar_t* a = padded.data_ptr<scalar_t>();
-    const scalar_t* gr = grad.data_ptr<scalar_t>();
-    std::vector<std::vector<scalar_t>> local(bands.size());
-    for_each_band(bands, n * g.S * g.S,
-                  [&](int64_t k) { backward_band<scalar_t>(a, p, gr, g, bands[k], local[k]); });
-    // Fixed-order reduction: bands of one image in band order; images in parallel.
-    std::vector<int64_t> first(1, 0);
-    for (int64_t k = 1; k < static_cast<int64_t>(bands.size()); ++k) {
-      if (bands[k].b != bands[k - 1].b) first.push_back(k);
-    }
-    first.push_back(static_cast<int64_t>(bands.size()));
-    scalar_t* out = grad_padded.data_ptr<scalar_t>();
-    const int64_t plane = g.Hp * g.Wp;
-    const int64_t images = static_cast<int64_t>(first.size()) - 1;
-    const int64_t grain = n * g.S * g.S < kMinParallelPairs ? images : 1;
-    at::parallel_for(0, images, grain, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
-        for (int64_t k = first[i]; k < first[i + 1]; ++k) {
-          const Band& band = bands[k];
-          const Layout L(p, band, g);
-          const int64_t GH = L.rhi - L.rlo + 1 + 2 * g.P, GW = L.chi - L.clo + 1 + 2 * g.P;
-          for (int64_t c = 0; c < g.C; ++c) {
-            for (int64_t y = 0; y < GH; ++y) {
-              const scalar_t* __restrict__ src = local[k].data() + (c * GH + y) * GW;
-              scalar_t* __restrict__ dst =
-                  out + (band.b * g.C + c) * plane + (L.rlo + y) * g.Wp + L.clo;
-              for (int64_t x = 0; x < GW; ++x) dst[x] += src[x];
-            }
-          }
-          std::vector<scalar_t>().swap(local[k]);
+template <typename T>
+void patch_distances_backward(const T* a, const int64_t* p, const T* gr, const Shape& s,
+                              T* out, int threads) {
+  if (s.n == 0) return;
+  const Dims g = make_dims(s);
+  const std::vector<Band> bands = split_bands(p, s.n);
+  std::vector<std::vector<T>> local(bands.size());
+  for_each_band(bands, s.n * g.S * g.S, threads,
+                [&](int64_t k) { backward_band<T>(a, p, gr, g, bands[k], local[k]); });
+  // Fixed-order reduction: bands of one image in band order; images in parallel.
+  std::vector<int64_t> first(1, 0);
+  for (int64_t k = 1; k < static_cast<int64_t>(bands.size()); ++k) {
+    if (bands[k].b != bands[k - 1].b) first.push_back(k);
+  }
+  first.push_back(static_cast<int64_t>(bands.size()));
+  const int64_t plane = g.Hp * g.Wp;
+  const int64_t images = static_cast<int64_t>(first.size()) - 1;
+  const int workers = s.n * g.S * g.S < kMinParallelPairs ? 1 : std::max(1, threads);
+#pragma omp parallel for num_threads(workers) schedule(static)
+  for (int64_t i = 0; i < images; ++i) {
+    for (int64_t k = first[i]; k < first[i + 1]; ++k) {
+      const Band& band = bands[k];
+      const Layout L(p, band, g);
+      const int64_t GH = L.rhi - L.rlo + 1 + 2 * g.P, GW = L.chi - L.clo + 1 + 2 * g.P;
+      for (int64_t c = 0; c < g.C; ++c) {
+        for (int64_t y = 0; y < GH; ++y) {
+          const T* __restrict__ src = local[k].data() + (c * GH + y) * GW;
+          T* __restrict__ dst = out + (band.b * g.C + c) * plane + (L.rlo + y) * g.Wp + L.clo;
+          for (int64_t x = 0; x < GW; ++x) dst[x] += src[x];
         }
       }
-    });
-  });
-  return grad_padded;
+      std::vector<T>().swap(local[k]);
+    }
+  }
 }
+
+template void patch_distances_forward<float>(const float*, const int64_t*, const Shape&, float*,
+                                             int);
+template void patch_distances_forward<double>(const double*, const int64_t*, const Shape&,
+                                              double*, int);
+template void patch_distances_backward<float>(const float*, const int64_t*, const float*,
+                                              const Shape&, float*, int);
+template void patch_distances_backward<double>(const double*, const int64_t*, const double*,
+                                               const Shape&, double*, int);
 
 }  // namespace ssl_ops
