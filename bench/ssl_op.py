@@ -11,6 +11,9 @@ Cases (search 25, window 9, images in [0, 1] as the loss passes them):
 Each (case, method) runs in a fresh subprocess: one first forward+backward gives the peak
 memory (and is timed: "first run ms", it pays the page faults of fresh memory), then
 --repeat further runs give the time "ms" (median, wall clock).
+"floor GF/s" is the arithmetic rate achieved against the box-sum floor: the flops of the
+box-sum formulation (floor_flops; its cost does not depend on the mask) divided by the
+measured time, so that the distance to the machine's limit is visible.
 Peak memory is the process's peak resident set (ru_maxrss) after the cold run minus its
 resident set just before it: everything the run touched (torch tensors, the op's C++
 buffers, allocator slack), an upper bound when an earlier transient peak was higher.
@@ -74,6 +77,14 @@ def unfold_distances(image, mask, search=SEARCH, window=WINDOW):
     windows = windows.reshape(n, c * window * window, ss)
     centre = windows[:, :, ss // 2:ss // 2 + 1]
     return ((windows - centre) ** 2).sum(1)
+
+
+def floor_flops(b, c, h, w, search=SEARCH):
+    """Flops of forward+backward in the box-sum formulation on every pixel of b images:
+    per offset and pixel, forward E_d = sum_c (A[x] - A[x+d])^2 (3C) plus a running box sum
+    of it, 2 adds down and 2 across (4); backward the box sums of the upstream gradient (4)
+    and per channel t = g (A[x] - A[x+d]) added at x and subtracted at x + d (4C)."""
+    return (7 * c + 8) * search * search * b * h * w
 
 
 def _rss_bytes():
@@ -206,20 +217,24 @@ def main(argv=None):
         return 0
 
     import torch
+    load = ', '.join(f'{x:.1f}' for x in os.getloadavg())
     print(f'torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads, '
-          f'{os.cpu_count()} CPUs; search {SEARCH}, window {WINDOW}; forward+backward')
+          f'{os.cpu_count()} CPUs (load average {load}); search {SEARCH}, window {WINDOW}; '
+          'forward+backward')
+    flops = floor_flops(1, 3, 128, 128)
+    print(f'box-sum floor of one 1x3x128x128 case: {flops / 1e6:.0f} Mflop')
     print(f'{"case":40s} {"N":>5s} {"method":>7s} {"ms":>10s} {"extra peak MB":>14s} '
-          f'{"first run ms":>13s}')
+          f'{"first run ms":>13s} {"floor GF/s":>11s}')
     with tempfile.TemporaryDirectory() as tmp:
         for case, title in CASES.items():
             op, op_file = measure(case, 'op', args.repeat, args.threads, tmp)
             print(f'{title:40s} {op["n"]:5d} {"op":>7s} {op["ms"]:10.1f} {op["extra_mb"]:14.1f} '
-                  f'{op["cold_ms"]:13.1f}')
+                  f'{op["cold_ms"]:13.1f} {flops / op["ms"] / 1e6:11.2f}')
             if args.skip_unfold:
                 continue
             un, un_file = measure(case, 'unfold', args.unfold_repeat, args.threads, tmp)
             print(f'{"":40s} {"":5s} {"unfold":>7s} {un["ms"]:10.1f} {un["extra_mb"]:14.1f} '
-                  f'{un["cold_ms"]:13.1f}')
+                  f'{un["cold_ms"]:13.1f} {flops / un["ms"] / 1e6:11.3f}')
             a, b = torch.load(op_file), torch.load(un_file)
             d_err = ((a['d'] - b['d']).abs().max() / b['d'].abs().max()).item()
             g_err = ((a['grad'] - b['grad']).abs().max() / b['grad'].abs().max()).item()
@@ -228,8 +243,10 @@ def main(argv=None):
                   f'(max rel. difference op vs unfold: D {d_err:.1e}, grad {g_err:.1e})')
     if args.train:
         t = train_batch_figures(args.repeat)
+        rate = floor_flops(16, 3, 96, 96) / t['op_ms'] / 1e6
         print(f'training batch 16x3x96x96 (Set5 crops), edge mask stride 3, N = {t["n"]}: '
-              f'edge mask {t["mask_ms"]:.1f} ms, op forward+backward {t["op_ms"]:.1f} ms, '
+              f'edge mask {t["mask_ms"]:.1f} ms, op forward+backward {t["op_ms"]:.1f} ms '
+              f'(floor {floor_flops(16, 3, 96, 96) / 1e9:.2f} Gflop, {rate:.2f} GF/s), '
               f'SSL loss forward+backward {t["loss_ms"]:.1f} ms')
     return 0
 
