@@ -1,5 +1,5 @@
 // CPU kernels of the SSL op on raw arrays. No torch header: only binding.cpp includes torch,
-// so these translation units compile in seconds on first use.
+// so these translation units compile on first use without parsing the torch headers.
 #pragma once
 
 #include <cstdint>
