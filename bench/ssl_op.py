@@ -11,6 +11,12 @@ Cases (search 25, window 9, images in [0, 1] as the loss passes them):
 Each (case, method) runs in a fresh subprocess: one first forward+backward gives the peak
 memory (and is timed: "first run ms", it pays the page faults of fresh memory), then
 --repeat further runs give the time "ms" (median, wall clock).
+"cpu ms" is the CPU time of the same runs (median, all threads): on a machine shared with other
+work it is far steadier than the wall clock, and with --threads 1 the ratio of CPU times is
+the ratio an idle machine would show.
+"floor GF/s" is the arithmetic rate achieved against the box-sum floor: the flops of the
+box-sum formulation (floor_flops; its cost does not depend on the mask) divided by the
+measured time, so that the distance to the machine's limit is visible.
 Peak memory is the process's peak resident set (ru_maxrss) after the cold run minus its
 resident set just before it: everything the run touched (torch tensors, the op's C++
 buffers, allocator slack), an upper bound when an earlier transient peak was higher.
@@ -76,6 +82,14 @@ def unfold_distances(image, mask, search=SEARCH, window=WINDOW):
     return ((windows - centre) ** 2).sum(1)
 
 
+def floor_flops(b, c, h, w, search=SEARCH):
+    """Flops of forward+backward in the box-sum formulation on every pixel of b images:
+    per offset and pixel, forward E_d = sum_c (A[x] - A[x+d])^2 (3C) plus a running box sum
+    of it, 2 adds down and 2 across (4); backward the box sums of the upstream gradient (4)
+    and per channel t = g (A[x] - A[x+d]) added at x and subtracted at x + d (4C)."""
+    return (7 * c + 8) * search * search * b * h * w
+
+
 def _rss_bytes():
     with open('/proc/self/statm') as f:
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
@@ -108,15 +122,17 @@ def worker(case, method, repeat, out_file):
     d, grad = run()
     cold_ms = (time.perf_counter() - start) * 1e3
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         run()
         times.append((time.perf_counter() - start) * 1e3)
+        cpu.append((time.process_time() - start_cpu) * 1e3)
     torch.save({'d': d, 'grad': grad}, out_file + '.pt')
     Path(out_file).write_text(json.dumps({
         'n': int(mask.sum()), 'cold_ms': cold_ms,
         'ms': statistics.median(times) if times else cold_ms,
+        'cpu_ms': statistics.median(cpu) if cpu else float('nan'),
         'extra_mb': max(0, peak - rss_before) / 2 ** 20, 'threads': torch.get_num_threads()}))
 
 
@@ -153,13 +169,16 @@ def train_batch_figures(repeat):
     criterion = SSL(stride=3)
     mask = edge_mask(hr, stride=3)
 
-    def timed(f):
+    def timed(f, cpu=None):
         f()
-        times = []
+        times, cpu_times = [], []
         for _ in range(repeat):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             f()
             times.append((time.perf_counter() - start) * 1e3)
+            cpu_times.append((time.process_time() - start_cpu) * 1e3)
+        if cpu is not None:
+            cpu.append(statistics.median(cpu_times))
         return statistics.median(times)
 
     def loss_step():
@@ -171,8 +190,9 @@ def train_batch_figures(repeat):
         d = patch_distances(x, mask, SEARCH, WINDOW)
         d.backward(torch.ones_like(d))
 
+    cpu = []
     return {'n': int(mask.sum()), 'mask_ms': timed(lambda: edge_mask(hr, stride=3)),
-            'op_ms': timed(op_step), 'loss_ms': timed(loss_step)}
+            'op_ms': timed(op_step), 'loss_ms': timed(loss_step, cpu), 'loss_cpu_ms': cpu[0]}
 
 
 def main(argv=None):
@@ -206,31 +226,38 @@ def main(argv=None):
         return 0
 
     import torch
+    load = ', '.join(f'{x:.1f}' for x in os.getloadavg())
     print(f'torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads, '
-          f'{os.cpu_count()} CPUs; search {SEARCH}, window {WINDOW}; forward+backward')
-    print(f'{"case":40s} {"N":>5s} {"method":>7s} {"ms":>10s} {"extra peak MB":>14s} '
-          f'{"first run ms":>13s}')
+          f'{os.cpu_count()} CPUs (load average {load}); search {SEARCH}, window {WINDOW}; '
+          'forward+backward')
+    flops = floor_flops(1, 3, 128, 128)
+    print(f'box-sum floor of one 1x3x128x128 case: {flops / 1e6:.0f} Mflop')
+    print(f'{"case":40s} {"N":>5s} {"method":>7s} {"ms":>10s} {"cpu ms":>10s} '
+          f'{"extra peak MB":>14s} {"first run ms":>13s} {"floor GF/s":>11s}')
     with tempfile.TemporaryDirectory() as tmp:
         for case, title in CASES.items():
             op, op_file = measure(case, 'op', args.repeat, args.threads, tmp)
-            print(f'{title:40s} {op["n"]:5d} {"op":>7s} {op["ms"]:10.1f} {op["extra_mb"]:14.1f} '
-                  f'{op["cold_ms"]:13.1f}')
+            print(f'{title:40s} {op["n"]:5d} {"op":>7s} {op["ms"]:10.1f} {op["cpu_ms"]:10.1f} '
+                  f'{op["extra_mb"]:14.1f} {op["cold_ms"]:13.1f} {flops / op["ms"] / 1e6:11.2f}')
             if args.skip_unfold:
                 continue
             un, un_file = measure(case, 'unfold', args.unfold_repeat, args.threads, tmp)
-            print(f'{"":40s} {"":5s} {"unfold":>7s} {un["ms"]:10.1f} {un["extra_mb"]:14.1f} '
-                  f'{un["cold_ms"]:13.1f}')
+            print(f'{"":40s} {"":5s} {"unfold":>7s} {un["ms"]:10.1f} {un["cpu_ms"]:10.1f} '
+                  f'{un["extra_mb"]:14.1f} {un["cold_ms"]:13.1f} {flops / un["ms"] / 1e6:11.3f}')
             a, b = torch.load(op_file), torch.load(un_file)
             d_err = ((a['d'] - b['d']).abs().max() / b['d'].abs().max()).item()
             g_err = ((a['grad'] - b['grad']).abs().max() / b['grad'].abs().max()).item()
             print(f'{"":40s} {"":5s} {"ratio":>7s} {un["ms"] / op["ms"]:9.0f}x '
+                  f'{un["cpu_ms"] / op["cpu_ms"]:9.0f}x '
                   f'{un["extra_mb"] / max(op["extra_mb"], 0.1):13.0f}x   '
                   f'(max rel. difference op vs unfold: D {d_err:.1e}, grad {g_err:.1e})')
     if args.train:
         t = train_batch_figures(args.repeat)
+        rate = floor_flops(16, 3, 96, 96) / t['op_ms'] / 1e6
         print(f'training batch 16x3x96x96 (Set5 crops), edge mask stride 3, N = {t["n"]}: '
-              f'edge mask {t["mask_ms"]:.1f} ms, op forward+backward {t["op_ms"]:.1f} ms, '
-              f'SSL loss forward+backward {t["loss_ms"]:.1f} ms')
+              f'edge mask {t["mask_ms"]:.1f} ms, op forward+backward {t["op_ms"]:.1f} ms '
+              f'(floor {floor_flops(16, 3, 96, 96) / 1e9:.2f} Gflop, {rate:.2f} GF/s), '
+              f'SSL loss forward+backward {t["loss_ms"]:.1f} ms (cpu {t["loss_cpu_ms"]:.1f} ms)')
     return 0
 
 

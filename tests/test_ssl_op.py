@@ -181,6 +181,37 @@ def test_results_do_not_depend_on_the_thread_count():
         assert torch.equal(g, outputs[0][1])
 
 
+def test_pixels_crowded_in_a_few_rows_match_the_oracle_for_any_thread_count():
+    """An edge mask on a few rows: the work is split by pixel count inside those rows (a
+    band of two rows here), with each image's pieces added in a fixed order."""
+    gen = torch.Generator().manual_seed(8)
+    image = torch.rand(2, 3, 30, 150, generator=gen)
+    mask = torch.zeros(2, 1, 30, 150, dtype=torch.bool)
+    mask[0, 0, 12:18] = True
+    mask[1, 0, 3:5, ::3] = True
+    n = int(mask.sum())
+    upstream = torch.randn(n, 625, generator=gen, dtype=torch.float64)
+    x64 = image.double().requires_grad_()
+    ref = patch_distances_reference(x64, mask, 25, 9)
+    ref.backward(upstream)
+    before = torch.get_num_threads()
+    outputs = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            x = image.clone().requires_grad_()
+            d = patch_distances(x, mask, 25, 9)
+            d.backward(upstream.float())
+            outputs.append((d, x.grad))
+    finally:
+        torch.set_num_threads(before)
+    d, grad = outputs[0]
+    assert ((d.double() - ref).abs() <= 2e-6 * ref.abs() + 1e-12).all()
+    assert rel_err(grad, x64.grad) <= 1e-4
+    for d_t, g_t in outputs[1:]:
+        assert torch.equal(d_t, d) and torch.equal(g_t, grad)
+
+
 def test_image_smaller_than_half_the_search_square_is_refused():
     mask = torch.ones(1, 1, 12, 30, dtype=torch.bool)
     with pytest.raises(ValueError, match=r'search//2\+1 = 13 .* got 12x30'):
@@ -504,8 +535,13 @@ def test_bench_runs_and_reports_the_op():
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = [line.split() for line in run.stdout.splitlines() if ' op ' in line]
-    assert [row[-5] for row in rows] == ['1638', '2394']  # N of the two cases
-    assert all(float(row[-3]) > 0 and float(row[-2]) < 100 for row in rows)  # ms, extra MB
+    assert [row[-7] for row in rows] == ['1638', '2394']  # N of the two cases
+    # ms, CPU ms, extra MB, and the rate against the box-sum floor (its flops / ms)
+    assert all(float(row[-5]) > 0 and float(row[-4]) > 0 and float(row[-3]) < 100
+               for row in rows)
+    assert all(abs(float(row[-1]) - 296.96 / float(row[-5])) < 0.01 + 0.01 * float(row[-1])
+               for row in rows)
+    assert 'box-sum floor of one 1x3x128x128 case: 297 Mflop' in run.stdout
     cuda = subprocess.run([sys.executable, str(BENCH), '--cuda'], capture_output=True,
                           text=True, timeout=120)
     assert cuda.returncode == 0 and 'CUDA' in cuda.stdout

@@ -1,6 +1,7 @@
 """Builds and loads the compiled SSL op with torch.utils.cpp_extension.load (ninja).
 
-The build goes to REPO_ROOT/.cache/ssl_ops/<kind>-<key>/, where the key covers what makes
+The build goes to REPO_ROOT/.cache/ssl_ops/<kind>-<key>/ (SSL_OPS_CACHE=DIR puts it in
+DIR/<kind>-<key>/ instead, e.g. to time a first-use build), where the key covers what makes
 a build unusable elsewhere (torch and CUDA versions, Python, the CPU's instruction set:
 the C++ code is compiled with -march=native). Inside that folder ninja rebuilds whatever
 source changed, so editing a .cpp/.cu file takes effect on the next use. Any build or load
@@ -21,7 +22,7 @@ import utility
 SOURCE_DIR = Path(__file__).resolve().parent
 CPU_SOURCES = ('binding.cpp', 'ssl_cpu.cpp', 'graph_loss_cpu.cpp')
 CUDA_SOURCE = 'ssl_kernels.cu'
-CACHE_DIR = utility.REPO_ROOT / '.cache' / 'ssl_ops'
+DEFAULT_CACHE_DIR = utility.REPO_ROOT / '.cache' / 'ssl_ops'
 
 _lock = threading.Lock()
 _module = None
@@ -50,7 +51,8 @@ def build_folder(with_cuda):
     key = '|'.join([torch.__version__, str(torch.version.cuda), sys.version,
                     platform.machine(), _cpu_signature()])
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    return CACHE_DIR / f"{'cuda' if with_cuda else 'cpu'}-{digest}"
+    cache = Path(os.environ.get('SSL_OPS_CACHE') or DEFAULT_CACHE_DIR)
+    return cache / f"{'cuda' if with_cuda else 'cpu'}-{digest}"
 
 
 def _first_error_line(text):
@@ -127,7 +129,8 @@ def load():
             if with_cuda:
                 sources.append(SOURCE_DIR / CUDA_SOURCE)
             if not any(folder.glob('*.so')) and not any(folder.glob('*.pyd')):
-                print(f'building the SSL op into {folder} (first use; takes a few minutes)',
+                print(f'building the SSL op into {folder} (first use; about 25 s of compiler '
+                      'CPU time, less than a minute on 2 cores)',
                       file=sys.stderr, flush=True)
             name = 'ssl_ops_cuda' if with_cuda else 'ssl_ops_cpu'
             _module = build_extension(name, sources, folder, with_cuda,

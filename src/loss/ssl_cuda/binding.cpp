@@ -1,22 +1,25 @@
 // Python binding of the SSL patch-distance op: argument checks and CPU / CUDA dispatch.
+// The only file that includes torch: the CPU kernels (ssl_cpu.h) work on raw arrays.
 //
 // The CUDA kernels live in ssl_kernels.cu, which includes no torch header; they are reached
 // through the plain C functions declared below and built only when SSL_WITH_CUDA is
 // defined. The CUDA stream comes from Python as an integer, so this file needs no CUDA
 // header either and compiles the same with or without SSL_WITH_CUDA.
-#include <torch/extension.h>
+//
+// Only the pieces it uses, not <torch/extension.h> (the whole C++ frontend): this file is
+// what the first-use build waits for, and these headers parse in well under half the time.
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/scalar_tensor.h>
+#include <ATen/ops/zeros_like.h>
+#include <torch/csrc/utils/pybind.h>
 
 #include <cstdint>
+#include <tuple>
 
-namespace ssl_ops {
-at::Tensor forward_cpu(const at::Tensor& padded, const at::Tensor& pos, int64_t search,
-                       int64_t window);
-at::Tensor backward_cpu(const at::Tensor& padded, const at::Tensor& pos, const at::Tensor& grad,
-                        int64_t search, int64_t window);
-std::tuple<at::Tensor, at::Tensor> graph_loss_cpu(const at::Tensor& d_sr, const at::Tensor& d_hr,
-                                                  double a, bool normalize, double kl,
-                                                  bool need_grad);
-}  // namespace ssl_ops
+#include "ssl_cpu.h"
 
 #ifdef SSL_WITH_CUDA
 extern "C" {
@@ -36,6 +39,59 @@ const char* ssl_cuda_error_string(int code);
 #endif
 
 namespace {
+
+ssl_ops::Shape shape_of(const at::Tensor& padded, const at::Tensor& pos, int64_t search,
+                        int64_t window) {
+  return {padded.size(0), padded.size(1), padded.size(2), padded.size(3), search, window,
+          pos.size(0)};
+}
+
+at::Tensor forward_cpu(const at::Tensor& padded, const at::Tensor& pos, int64_t search,
+                       int64_t window) {
+  at::Tensor out = at::empty({pos.size(0), search * search}, padded.options());
+  const ssl_ops::Shape s = shape_of(padded, pos, search, window);
+  const int threads = at::get_num_threads();
+  if (padded.scalar_type() == at::kFloat) {
+    ssl_ops::patch_distances_forward(padded.data_ptr<float>(), pos.data_ptr<int64_t>(), s,
+                                     out.data_ptr<float>(), threads);
+  } else {
+    ssl_ops::patch_distances_forward(padded.data_ptr<double>(), pos.data_ptr<int64_t>(), s,
+                                     out.data_ptr<double>(), threads);
+  }
+  return out;
+}
+
+at::Tensor backward_cpu(const at::Tensor& padded, const at::Tensor& pos, const at::Tensor& grad,
+                        int64_t search, int64_t window) {
+  at::Tensor out = at::zeros_like(padded);
+  const ssl_ops::Shape s = shape_of(padded, pos, search, window);
+  const int threads = at::get_num_threads();
+  if (padded.scalar_type() == at::kFloat) {
+    ssl_ops::patch_distances_backward(padded.data_ptr<float>(), pos.data_ptr<int64_t>(),
+                                      grad.data_ptr<float>(), s, out.data_ptr<float>(), threads);
+  } else {
+    ssl_ops::patch_distances_backward(padded.data_ptr<double>(), pos.data_ptr<int64_t>(),
+                                      grad.data_ptr<double>(), s, out.data_ptr<double>(),
+                                      threads);
+  }
+  return out;
+}
+
+// d_sr, d_hr: float32 CPU [N, SS]; a = 1 / (C * window^2 * sigma).
+// Returns (loss as a 0-dim float32 tensor, dloss/dd_sr [N, SS] or an undefined tensor).
+std::tuple<at::Tensor, at::Tensor> graph_loss(const at::Tensor& d_sr, const at::Tensor& d_hr,
+                                              double a, bool normalize, double kl,
+                                              bool need_grad) {
+  TORCH_CHECK(d_sr.scalar_type() == at::kFloat && d_hr.scalar_type() == at::kFloat &&
+                  d_sr.is_contiguous() && d_hr.is_contiguous() && d_sr.dim() == 2 &&
+                  d_sr.sizes() == d_hr.sizes() && !d_sr.is_cuda() && !d_hr.is_cuda(),
+              "ssl_ops: graph loss needs two contiguous float32 CPU [N, SS] tensors");
+  at::Tensor grad = need_grad ? at::empty_like(d_sr) : at::Tensor();
+  const double loss = ssl_ops::graph_loss(
+      d_sr.data_ptr<float>(), d_hr.data_ptr<float>(), d_sr.size(0), d_sr.size(1), a, normalize,
+      kl, need_grad ? grad.data_ptr<float>() : nullptr, at::get_num_threads());
+  return {at::scalar_tensor(loss, d_sr.options()), grad};
+}
 
 void check_common(const at::Tensor& padded, const at::Tensor& pos, int64_t search,
                   int64_t window) {
@@ -62,7 +118,7 @@ void check_cuda(int code, const char* what) {
 at::Tensor forward(const at::Tensor& padded, const at::Tensor& pos, int64_t search, int64_t window,
                    int64_t stream) {
   check_common(padded, pos, search, window);
-  if (!padded.is_cuda()) return ssl_ops::forward_cpu(padded, pos, search, window);
+  if (!padded.is_cuda()) return forward_cpu(padded, pos, search, window);
 #ifdef SSL_WITH_CUDA
   const int64_t n = pos.size(0);
   at::Tensor out = at::empty({n, search * search}, padded.options());
@@ -92,7 +148,7 @@ at::Tensor backward(const at::Tensor& padded, const at::Tensor& pos, const at::T
                   grad.device() == padded.device() && grad.dim() == 2 &&
                   grad.size(0) == pos.size(0) && grad.size(1) == search * search,
               "ssl_ops: gradient must be a contiguous [N, search*search] tensor like the output");
-  if (!padded.is_cuda()) return ssl_ops::backward_cpu(padded, pos, grad, search, window);
+  if (!padded.is_cuda()) return backward_cpu(padded, pos, grad, search, window);
 #ifdef SSL_WITH_CUDA
   at::Tensor grad_padded = at::zeros_like(padded);
   const int64_t n = pos.size(0);
@@ -133,7 +189,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("backward", &backward, "gradient with respect to the padded image", py::arg("padded"),
         py::arg("pos"), py::arg("grad"), py::arg("search"), py::arg("window"),
         py::arg("stream") = 0);
-  m.def("graph_loss", &ssl_ops::graph_loss_cpu,
+  m.def("graph_loss", &graph_loss,
         "SSL loss from float32 CPU distances: (loss, dloss/dd_sr or None)", py::arg("d_sr"),
         py::arg("d_hr"), py::arg("a"), py::arg("normalize"), py::arg("kl"), py::arg("need_grad"));
   m.def("has_cuda", &has_cuda, "whether this build contains the CUDA kernels");

@@ -11,15 +11,13 @@
 //   dloss/dD_k = -a ((S g)_k - S_k sum_j (S g)_j)   (normalised),   -a (S g)_k  (not).
 // Rows are processed in fixed blocks whose partial sums (double) are added in block order,
 // so the result does not depend on the number of threads.
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
-#include <tuple>
 #include <vector>
+
+#include "ssl_cpu.h"
 
 namespace ssl_ops {
 namespace {
@@ -111,29 +109,22 @@ RowSums row_loss(const float* __restrict__ ds, const float* __restrict__ dh,
 
 }  // namespace
 
-// d_sr, d_hr: contiguous float32 [N, SS]; a = 1 / (C * window^2 * sigma).
-// Returns (loss as a 0-dim float32 tensor, dloss/dd_sr [N, SS] or an undefined tensor).
-std::tuple<at::Tensor, at::Tensor> graph_loss_cpu(const at::Tensor& d_sr, const at::Tensor& d_hr,
-                                                  double a, bool normalize, double kl,
-                                                  bool need_grad) {
-  TORCH_CHECK(d_sr.scalar_type() == at::kFloat && d_hr.scalar_type() == at::kFloat &&
-                  d_sr.is_contiguous() && d_hr.is_contiguous() && d_sr.dim() == 2 &&
-                  d_sr.sizes() == d_hr.sizes() && !d_sr.is_cuda() && !d_hr.is_cuda(),
-              "ssl_ops: graph loss needs two contiguous float32 CPU [N, SS] tensors");
-  const int64_t n = d_sr.size(0), ss = d_sr.size(1);
-  at::Tensor grad = need_grad ? at::empty_like(d_sr) : at::Tensor();
+// a = 1 / (C * window^2 * sigma).
+double graph_loss(const float* ps, const float* ph, int64_t n, int64_t ss, double a,
+                  bool normalize, double kl, float* pg, int threads) {
   const int64_t nblocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
   std::vector<double> part_l1(nblocks, 0.0), part_kl(nblocks, 0.0);
-  const float* ps = d_sr.data_ptr<float>();
-  const float* ph = d_hr.data_ptr<float>();
-  float* pg = need_grad ? grad.data_ptr<float>() : nullptr;
   const float fa = static_cast<float>(a), fkl = static_cast<float>(kl);
   const float c = static_cast<float>(-a / (static_cast<double>(n) * ss));
+  // Small calls stay on this thread (waking the pool costs more than it saves).
+  const int workers = nblocks < 4 ? 1 : std::max(1, threads);
 
-  at::parallel_for(0, nblocks, 1, [&](int64_t b0, int64_t b1) {
+#pragma omp parallel num_threads(workers)
+  {
     std::vector<float> buf(5 * ss);
     float* s = buf.data();
-    for (int64_t blk = b0; blk < b1; ++blk) {
+#pragma omp for schedule(static)
+    for (int64_t blk = 0; blk < nblocks; ++blk) {
       double l1 = 0.0, klsum = 0.0;
       const int64_t r1 = std::min(n, (blk + 1) * kRowsPerBlock);
       for (int64_t row = blk * kRowsPerBlock; row < r1; ++row) {
@@ -146,14 +137,13 @@ std::tuple<at::Tensor, at::Tensor> graph_loss_cpu(const at::Tensor& d_sr, const 
       part_l1[blk] = l1;
       part_kl[blk] = klsum;
     }
-  });
+  }
   double l1 = 0.0, klsum = 0.0;
   for (int64_t blk = 0; blk < nblocks; ++blk) {
     l1 += part_l1[blk];
     klsum += part_kl[blk];
   }
-  const double loss = n == 0 ? 0.0 : (l1 + kl * klsum) / (static_cast<double>(n) * ss);
-  return {at::scalar_tensor(loss, d_sr.options()), grad};
+  return n == 0 ? 0.0 : (l1 + kl * klsum) / (static_cast<double>(n) * ss);
 }
 
 }  // namespace ssl_ops

@@ -1,0 +1,31 @@
+// CPU kernels of the SSL op on raw arrays. No torch header: only binding.cpp includes torch,
+// so these translation units compile on first use without parsing the torch headers.
+#pragma once
+
+#include <cstdint>
+
+namespace ssl_ops {
+
+// Shape of a call: B images of C channels, reflect-padded to Hp x Wp; n masked pixels whose
+// (batch, row, column) triples (unpadded coordinates, torch.nonzero order) are in pos[3 n].
+struct Shape {
+  int64_t B, C, Hp, Wp, search, window, n;
+};
+
+// out[n, search^2] = D (see __init__.py). threads: the most threads to use (results do not
+// depend on it).
+template <typename T>
+void patch_distances_forward(const T* padded, const int64_t* pos, const Shape& s, T* out,
+                             int threads);
+
+// grad_padded[B, C, Hp, Wp] (zero on entry) += dL/dpadded for grad = dL/dD [n, search^2].
+template <typename T>
+void patch_distances_backward(const T* padded, const int64_t* pos, const T* grad,
+                              const Shape& s, T* grad_padded, int threads);
+
+// SSL loss arithmetic on float32 distances d_sr, d_hr [n, ss] (graph_loss_cpu.cpp).
+// Returns the loss; writes dloss/dd_sr into grad [n, ss] when grad is not null.
+double graph_loss(const float* d_sr, const float* d_hr, int64_t n, int64_t ss, double a,
+                  bool normalize, double kl, float* grad, int threads);
+
+}  // namespace ssl_ops
