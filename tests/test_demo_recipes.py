@@ -61,7 +61,8 @@ def tiny(argv, data, exp, weights_for):
     # several (MDSR): the LR side.
     vgg = any(t.startswith('VGG') for _, t in parsed.loss_terms)
     patch = 8 if len(scales) > 1 else max(8 * scales[0], 32 if vgg else 0)
-    extra = sizes + ['--epochs', '1', '--test_every', '1', '--batch_size', '2',
+    extra = sizes + ['--dir_data', str(data), '--epochs', '1', '--test_every', '1',
+                     '--batch_size', '2',
                      '--patch_size', str(patch), '--ssl_search', '5', '--ssl_window', '3',
                      '--n_threads', '0']
     if '--pre_train' in argv:
@@ -115,14 +116,16 @@ def test_demo_sh_lists_the_recipes():
 
 
 DRIVER = r'''
-import contextlib, io, json, sys
+import contextlib, io, json, sys, time
 sys.path.insert(0, sys.argv[1])
 import main
 for argv in json.loads(sys.stdin.read()):
     err = io.StringIO()
+    t0 = time.time()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         rc = main.main(argv)
-    print(json.dumps({'argv': argv, 'rc': rc, 'stderr': err.getvalue()[-2000:]}), flush=True)
+    print(json.dumps({'argv': argv, 'rc': rc, 'stderr': err.getvalue()[-2000:],
+                      'seconds': round(time.time() - t0, 1)}), flush=True)
 '''
 
 
@@ -160,10 +163,12 @@ def test_every_demo_command_runs_on_tiny_settings(tmp_path, demo_data, vgg_file)
                               env=env, cwd=REPO, timeout=900)
         assert proc.returncode == 0, proc.stderr[-3000:]
         results += [json.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith('{')]
+    for r in sorted(results, key=lambda r: -r['seconds'])[:5]:
+        print(f"{r['seconds']:6.1f} s  {' '.join(r['argv'][:12])}")
     failed = [r for r in results if r['rc'] != 0]
     assert not failed, failed
     assert len(results) == len(python)
-    for _, argv in demo_commands():
+    for argv in python:
         save = _value(argv, '--save')
         assert (exp / save / 'metrics.json').is_file(), save
     # The x3/x4 fine-tuning from x2 named the upsampler weights it started afresh.

@@ -123,6 +123,8 @@ def test_test_only_refuses_a_folder_holding_an_evaluation(tmp_path):
             '--save', 'ev']
     assert run_main(base, exp_root=tmp_path).returncode == 0
     first = (tmp_path / 'ev' / 'metrics.json').read_text()
+    # Nothing is chosen as "best" in an evaluation, so the log does not say so.
+    assert 'Best model is chosen' not in (tmp_path / 'ev' / 'log.txt').read_text()
     assert_user_error(run_main(base + ['--scale', '3'], exp_root=tmp_path),
                       'already holds an evaluation', '--save', '--reset')
     assert (tmp_path / 'ev' / 'metrics.json').read_text() == first
@@ -321,6 +323,24 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, tiny_data, re
 
 # ----------------------------------------------------------------------------- 4. NaN
 
+def _strict_json(path):
+    def refuse(name):
+        raise AssertionError(f'{name} in {path}')
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_diverged_run_stops_without_a_best_model_from_nan(tmp_path, tiny_data):
+    # lr 1e30: the first step blows the weights up; every later loss is inf or NaN.
+    proc = run_main(train_args(tiny_data, 'nan', 3, '--lr', '1e30'), exp_root=tmp_path)
+    assert_user_error(proc, 'epoch 2: all 2 batches were skipped', '--load nan', '--lr')
+    folder = tmp_path / 'nan'
+    ckpt = load(folder / 'checkpoint.pt')
+    assert ckpt['epoch'] == 1 and ckpt['best'] is None
+    assert not (folder / 'model' / 'model_best.pt').exists()
+    assert _strict_json(folder / 'metrics.json')['Tiny']['x2']['psnr'] is None
+    assert 'epoch 2: all 2 batches were skipped' in (folder / 'log.txt').read_text()
+
+
 def test_metrics_json_is_strict_json_when_scores_are_nan(tmp_path, tiny_data):
     net_args = ['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8', '--scale', '2']
     sys.path.insert(0, str(REPO / 'src'))
@@ -333,11 +353,7 @@ def test_metrics_json_is_strict_json_when_scores_are_nan(tmp_path, tiny_data):
                                 '--pre_train', tmp_path / 'nan.pt', '--save', 'nan',
                                 '--n_threads', '0'], exp_root=tmp_path / 'exp')
     assert proc.returncode == 0, proc.stderr[-2000:]
-
-    def refuse(name):
-        raise AssertionError(f'{name} in metrics.json')
-    summary = json.loads((tmp_path / 'exp' / 'nan' / 'metrics.json').read_text(),
-                         parse_constant=refuse)
+    summary = _strict_json(tmp_path / 'exp' / 'nan' / 'metrics.json')
     assert summary['Tiny']['x2']['psnr'] is None
 
 
