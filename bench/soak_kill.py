@@ -24,13 +24,21 @@ REPO = Path(__file__).resolve().parent.parent
 MAIN = REPO / 'src' / 'main.py'
 
 
-def run_args(save, epochs, *extra):
+def run_args(data, save, epochs, *extra):
     return ['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8', '--scale', '2',
-            '--data_train', 'Sample', '--data_test', 'Set5', '--patch_size', '32',
-            '--batch_size', '4', '--test_every', '4', '--epochs', str(epochs),
+            '--data_train', 'Sample', '--data_test', 'Tiny', '--dir_data', str(data),
+            '--patch_size', '32', '--batch_size', '4', '--test_every', '4',
+            '--epochs', str(epochs),
             '--decay', '2', '--lr', '1e-3', '--loss', '1*L1+0.1*SSL+1*SPL',
             '--ssl_search', '11', '--ssl_window', '5', '--n_threads', '0',
             '--save', save, *extra]
+
+
+def _holds_lock(folder, pid):
+    try:
+        return f'"pid": {pid},' in (folder / 'run.lock').read_text()
+    except OSError:
+        return False
 
 
 def start(argv, env, log):
@@ -45,33 +53,45 @@ def load(path):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--kills', type=int, default=10)
-    p.add_argument('--epochs', type=int, default=20)
+    p.add_argument('--epochs', type=int, default=12)
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--max_delay', type=float, default=8.0,
-                   help='largest random wait (s) before a kill')
+    p.add_argument('--max_delay', type=float, default=None,
+                   help='largest random wait (s) before a kill, counted from the moment the '
+                        'run holds its folder (default: one epoch of the reference run)')
     opts = p.parse_args()
     rng = random.Random(opts.seed)
     root = Path(tempfile.mkdtemp(prefix='soak_'))
     env = dict(os.environ, SR_EXPERIMENT_ROOT=str(root), OMP_NUM_THREADS='2')
+    data = root / 'data'        # one 48x48 test image: evaluation after each epoch is quick
+    (data / 'benchmark' / 'Tiny' / 'HR').mkdir(parents=True)
+    from PIL import Image
+    Image.open(REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR' / 'butterfly.png').convert(
+        'RGB').crop((60, 60, 108, 108)).save(data / 'benchmark' / 'Tiny' / 'HR' / 'crop.png')
     log = open(root / 'soak.log', 'w')
     t0 = time.time()
-    ref = subprocess.run([sys.executable, str(MAIN)] + run_args('ref', opts.epochs), env=env,
+    ref = subprocess.run([sys.executable, str(MAIN)] + run_args(data, 'ref', opts.epochs), env=env,
                          stdout=log, stderr=subprocess.STDOUT)
     assert ref.returncode == 0, f'reference run failed, see {root / "soak.log"}'
-    print(f'reference run: {time.time() - t0:.0f} s')
+    ref_time = time.time() - t0
+    print(f'reference run: {ref_time:.0f} s', flush=True)
+    max_delay = opts.max_delay or ref_time / opts.epochs
 
     folder = root / 'soak'
     kills, failures, during_write = 0, [], 0
-    argv = run_args('soak', opts.epochs)
+    argv = run_args(data, 'soak', opts.epochs)
     while kills < opts.kills:
         proc = start(argv, env, log)
         at_write = kills % 3 == 2
-        delay = rng.uniform(0.5, opts.max_delay)
+        delay = rng.uniform(0, max_delay)
         deadline = time.time() + delay
         while proc.poll() is None:
-            if not (folder / 'checkpoint.pt').exists():
-                deadline = time.time() + delay      # every kill is followed by --load
-            if at_write:
+            # The delay counts from the moment this process holds the folder (after torch's
+            # import and data setup, and after it removed any .tmp left by the last kill),
+            # and the first kill waits for a checkpoint, so that every kill can be followed
+            # by --load.
+            if not (folder / 'checkpoint.pt').exists() or not _holds_lock(folder, proc.pid):
+                deadline = time.time() + delay
+            elif at_write:
                 if list(folder.glob('.checkpoint.pt.*.tmp')):
                     break
             elif time.time() >= deadline:
@@ -90,9 +110,9 @@ def main():
         epoch = load(folder / 'checkpoint.pt')['epoch']
         print(f'kill {kills}: {"during a checkpoint write" if at_write else "random moment"}, '
               f'checkpoint epoch {epoch}, {tmp_now} .tmp file(s) left by the kill', flush=True)
-        argv = run_args('x', opts.epochs, '--load', 'soak')
-    final = subprocess.run([sys.executable, str(MAIN)] + run_args('x', opts.epochs, '--load',
-                                                                   'soak'),
+        argv = run_args(data, 'x', opts.epochs, '--load', 'soak')
+    final = subprocess.run([sys.executable, str(MAIN)] + run_args(data, 'x', opts.epochs,
+                                                                   '--load', 'soak'),
                            env=env, stdout=log, stderr=subprocess.STDOUT)
     if final.returncode != 0:
         failures.append(('final', final.returncode))

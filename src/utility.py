@@ -90,18 +90,23 @@ def write_error(error, path, size=None):
             free = shutil.disk_usage(path.parent if path.parent.exists() else path).free
         except OSError:
             pass
-        need = f'at least {_megabytes(size)} MB' if size else 'space'
-        have = f' ({_megabytes(free)} MB free)' if free is not None else ''
+        need = f'at least {_size(size)}' if size else 'space'
+        have = f' ({_size(free)} free)' if free is not None else ''
         return UserError(f'disk full while writing {path}: free {need} on the disk holding '
                          f'{path.parent}{have}')
     if error.errno in _NOT_WRITABLE:
         return UserError(f'cannot write {path} ({os.strerror(error.errno)}); make '
-                         f'{path.parent} writable, or choose another --save')
+                         f'{path.parent} writable')
     return None
 
 
-def _megabytes(n):
-    return f'{max(n, 0) / 2 ** 20:.1f}'
+def _size(n):
+    """'12.3 MB', '4.1 kB', ... (powers of 1024)."""
+    n = float(max(n, 0))
+    for unit in ('bytes', 'kB', 'MB', 'GB'):
+        if n < 1024 or unit == 'GB':
+            return f'{n:.0f} {unit}' if unit == 'bytes' else f'{n:.1f} {unit}'
+        n /= 1024
 
 
 TMP_SUFFIX = '.tmp'

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from cli import REPO, assert_user_error, run_main
+from conftest import TINY, make_args
 
 FAULT_HOOK = '''
 import errno, os
@@ -44,23 +45,11 @@ if _spec:
 '''
 
 
-@pytest.fixture(scope='module')
-def tiny_data(tmp_path_factory):
-    """benchmark/Tiny/HR with one 48x48 crop of a bundled image."""
-    root = tmp_path_factory.mktemp('data')
-    folder = root / 'benchmark' / 'Tiny' / 'HR'
-    folder.mkdir(parents=True)
-    src = Image.open(REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR' / 'butterfly.png')
-    src.convert('RGB').crop((60, 60, 108, 108)).save(folder / 'crop.png')
-    return root
-
-
 def train_args(data_dir, save, epochs=1, *extra):
-    return ['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8', '--scale', '2',
-            '--data_train', 'Sample', '--data_test', 'Tiny', '--dir_data', data_dir,
+    return TINY + ['--scale', '2', '--data_train', 'Sample', '--data_test', 'Tiny',
+            '--dir_data', data_dir,
             '--patch_size', '16', '--batch_size', '2', '--test_every', '2',
-            '--epochs', epochs, '--lr', '1e-3', '--loss', '1*L1', '--n_threads', '0',
-            '--save', save, *extra]
+            '--epochs', epochs, '--lr', '1e-3', '--loss', '1*L1', '--save', save, *extra]
 
 
 @pytest.fixture(scope='module')
@@ -342,11 +331,9 @@ def test_diverged_run_stops_without_a_best_model_from_nan(tmp_path, tiny_data):
 
 
 def test_metrics_json_is_strict_json_when_scores_are_nan(tmp_path, tiny_data):
-    net_args = ['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8', '--scale', '2']
-    sys.path.insert(0, str(REPO / 'src'))
+    net_args = TINY + ['--scale', '2']
     import model as model_pkg
-    import option
-    net = model_pkg.make_net(option.parse_args(net_args))
+    net = model_pkg.make_net(make_args(*net_args))
     weights = {k: torch.full_like(v, float('nan')) for k, v in net.state_dict().items()}
     torch.save(weights, tmp_path / 'nan.pt')
     proc = run_main(net_args + ['--data_test', 'Tiny', '--dir_data', tiny_data, '--test_only',
@@ -430,7 +417,6 @@ def test_div2k_not_found_names_the_real_scale(tmp_path):
 
 
 def test_op_build_message_and_readme_agree():
-    sys.path.insert(0, str(REPO / 'src'))
     from loss.ssl_cuda import _build
     readme = ' '.join((REPO / 'README.md').read_text().split())
     assert _build.BUILD_TIME in readme

@@ -94,7 +94,9 @@ def test_existing_run_needs_load_or_reset(tmp_path, tiny_data, one_epoch):
     archived = [p for p in exp.iterdir() if p.name.startswith('run_archived_')]
     assert len(archived) == 1 and (archived[0] / 'checkpoint.pt').is_file()
     # An evaluation would overwrite the run's metrics files.
-    assert_user_error(run_main(train_args(tiny_data, 'run', 1, '--test_only'), exp_root=exp),
+    weights = exp / 'run' / 'model' / 'model_latest.pt'
+    assert_user_error(run_main(train_args(tiny_data, 'run', 1, '--test_only', '--pre_train',
+                                          weights), exp_root=exp),
                       'training run', '--save')
     # Atomic writes give the files an ordinary new file's mode, not mkstemp's 0600.
     umask = os.umask(0)
