@@ -5,7 +5,6 @@ Every test runs the real CLI in a subprocess on tiny settings.  A full disk is s
 with a ``sitecustomize`` (put on PYTHONPATH by the test only) that makes the fsync of one
 file's temporary copy fail with ENOSPC, as a full disk or quota does.
 """
-import errno
 import json
 import os
 import socket
@@ -77,10 +76,14 @@ def no_tmp_files(folder):
 # ----------------------------------------------------------------------------- 1. scales
 
 def test_fine_tune_from_another_scale_skips_only_the_upsampler(tmp_path, tiny_data):
+    # x2 weights as a trained run leaves them (random values; tests/test_demo_recipes.py runs
+    # demo.sh's x3 and x4 recipes from an x2 training run).
     exp = tmp_path / 'exp'
-    assert run_main(train_args(tiny_data, 'x2'), exp_root=exp).returncode == 0
-    x2 = exp / 'x2' / 'model' / 'model_latest.pt'
-    for scale, named in (('3', 'tail.0.0.weight'), ('4', 'tail.0.2.weight')):
+    import model as model_pkg
+    torch.manual_seed(0)
+    x2 = tmp_path / 'model_x2.pt'
+    torch.save(model_pkg.make_net(make_args(*TINY, '--scale', '2')).state_dict(), x2)
+    for scale, named in (('3', 'tail.0.0.weight'),):
         # --lr 0: the weights saved after the epoch are the loaded ones.
         proc = run_main(train_args(tiny_data, f'x{scale}', 1, '--scale', scale, '--lr', '0',
                                    '--pre_train', x2), exp_root=exp)
@@ -98,18 +101,21 @@ def test_fine_tune_from_another_scale_skips_only_the_upsampler(tmp_path, tiny_da
                                           '--scale', '3', '--pre_train', x2), exp_root=exp),
                       'head.0.weight', 'wrong shapes')
     # Evaluating x2 weights at x3 would score a random upsampler: strict.
-    assert_user_error(run_main(['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8',
-                                '--scale', '3', '--data_test', 'Tiny', '--dir_data', tiny_data,
-                                '--pre_train', x2, '--test_only', '--save', 't',
-                                '--n_threads', '0'], exp_root=exp),
+    assert_user_error(run_main(TINY + ['--scale', '3', '--data_test', 'Tiny', '--dir_data',
+                                       tiny_data, '--pre_train', x2, '--test_only', '--save',
+                                       't'], exp_root=exp),
                       'tail.0.0.weight', 'wrong shapes')
 
 
 # ----------------------------------------------------------------------------- 2. overwrite
 
-def test_test_only_refuses_a_folder_holding_an_evaluation(tmp_path):
-    base = ['--model', 'Bicubic', '--scale', '2', '--test_only', '--n_threads', '0',
-            '--save', 'ev']
+def bicubic_eval(data_dir, save, *extra):
+    return ['--model', 'Bicubic', '--scale', '2', '--data_test', 'Tiny', '--dir_data', data_dir,
+            '--test_only', '--n_threads', '0', '--save', save, *extra]
+
+
+def test_test_only_refuses_a_folder_holding_an_evaluation(tmp_path, tiny_data):
+    base = bicubic_eval(tiny_data, 'ev')
     assert run_main(base, exp_root=tmp_path).returncode == 0
     first = (tmp_path / 'ev' / 'metrics.json').read_text()
     # Nothing is chosen as "best" in an evaluation, so the log does not say so.
@@ -119,7 +125,7 @@ def test_test_only_refuses_a_folder_holding_an_evaluation(tmp_path):
     assert (tmp_path / 'ev' / 'metrics.json').read_text() == first
     proc = run_main(base + ['--scale', '3', '--reset'], exp_root=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert 'x3' in json.loads((tmp_path / 'ev' / 'metrics.json').read_text())['Set5']
+    assert 'x3' in json.loads((tmp_path / 'ev' / 'metrics.json').read_text())['Tiny']
     archived = [p for p in tmp_path.iterdir() if p.name.startswith('ev_archived_')]
     assert len(archived) == 1 and (archived[0] / 'metrics.json').read_text() == first
 
@@ -147,24 +153,13 @@ def _dead_pid():
     return proc.pid
 
 
-def test_run_folder_lock(tmp_path):
-    base = ['--model', 'Bicubic', '--scale', '2', '--test_only', '--n_threads', '0',
-            '--save', 'locked']
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, tiny_data):
     folder = tmp_path / 'locked'
     folder.mkdir()
     lock = folder / 'run.lock'
-    # A live process (this one) holds it: refused, nothing written.
-    lock.write_text(json.dumps({'pid': os.getpid(), 'host': socket.gethostname()}))
-    assert_user_error(run_main(base, exp_root=tmp_path), 'in use', str(os.getpid()),
-                      'run.lock')
-    assert sorted(p.name for p in folder.iterdir()) == ['run.lock']
-    # --reset must not archive a folder in use either.
-    assert_user_error(run_main(base + ['--reset'], exp_root=tmp_path), 'in use')
-    assert folder.is_dir() and not [p for p in tmp_path.iterdir() if 'archived' in p.name]
-    # A process that has ended: the lock is taken over, said in the log, and released.
     dead = _dead_pid()
     lock.write_text(json.dumps({'pid': dead, 'host': socket.gethostname()}))
-    proc = run_main(base, exp_root=tmp_path)
+    proc = run_main(bicubic_eval(tiny_data, 'locked'), exp_root=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f'Took over the lock of a process that no longer runs (pid {dead}' in \
         (folder / 'log.txt').read_text()
@@ -186,7 +181,11 @@ def test_second_live_run_on_a_folder_is_one_line(tmp_path, tiny_data):
             time.sleep(0.05)
         assert lock.exists(), 'the first run never took the lock'
         assert_user_error(run_main(train_args(tiny_data, 'busy', 1), exp_root=exp),
-                          'in use', str(first.pid))
+                          'in use', str(first.pid), 'run.lock')
+        # --reset must not archive a folder in use either.
+        assert_user_error(run_main(train_args(tiny_data, 'busy', 1, '--reset'), exp_root=exp),
+                          'in use')
+        assert not [p for p in exp.iterdir() if 'archived' in p.name]
     finally:
         first.kill()
         first.wait()
@@ -236,7 +235,7 @@ def test_disk_full_writing_weights_is_one_line_and_loses_nothing(tmp_path, tiny_
 def test_disk_full_writing_checkpoint_or_metrics(tmp_path, tiny_data, fault_env, name):
     exp = tmp_path / 'exp'
     fault_env(f'{name}:1:ENOSPC')
-    proc = run_main(train_args(tiny_data, 'full', 2), exp_root=exp)
+    proc = run_main(train_args(tiny_data, 'full', 1), exp_root=exp)
     assert_user_error(proc, 'disk full', name, 'no epoch was checkpointed yet')
     assert no_tmp_files(exp / 'full')
     assert not (exp / 'full' / 'checkpoint.pt').exists()
@@ -247,38 +246,34 @@ def test_disk_full_writing_checkpoint_or_metrics(tmp_path, tiny_data, fault_env,
         json.loads((exp / 'full' / 'metrics.json').read_text())
 
 
-def test_disk_full_in_a_test_only_run(tmp_path, fault_env):
+def test_disk_full_in_a_test_only_run(tmp_path, tiny_data, fault_env):
     fault_env('metrics.csv:1:ENOSPC')
-    proc = run_main(['--model', 'Bicubic', '--scale', '2', '--test_only', '--n_threads', '0',
-                     '--save', 'ev'], exp_root=tmp_path)
+    proc = run_main(bicubic_eval(tiny_data, 'ev'), exp_root=tmp_path)
     assert_user_error(proc, 'disk full', 'metrics.csv', 'rerun the evaluation')
     assert no_tmp_files(tmp_path / 'ev')
 
 
 def test_read_only_run_folder_is_one_line(tmp_path, tiny_data):
-    exp = tmp_path / 'exp'
-    assert run_main(train_args(tiny_data, 'ro', 1), exp_root=exp).returncode == 0
-    folder = exp / 'ro'
+    root = tmp_path / 'exp'
+    (root / 'ev').mkdir(parents=True)
     mounted = False
     if os.geteuid() == 0:   # root ignores file modes: a read-only bind mount instead
         mounted = all(subprocess.run(cmd, capture_output=True).returncode == 0 for cmd in (
-            ['mount', '--bind', str(folder), str(folder)],
-            ['mount', '-o', 'remount,bind,ro', str(folder)]))
+            ['mount', '--bind', str(root), str(root)],
+            ['mount', '-o', 'remount,bind,ro', str(root)]))
         if not mounted:
-            subprocess.run(['umount', str(folder)], capture_output=True)
+            subprocess.run(['umount', str(root)], capture_output=True)
             pytest.skip('running as root without mount: cannot make a read-only folder')
     else:
-        for p in [folder, folder / 'model']:
-            p.chmod(0o555)
+        (root / 'ev').chmod(0o555)
     try:
-        proc = run_main(train_args(tiny_data, 'x', 2, '--load', 'ro'), exp_root=exp)
-        assert_user_error(proc, str(folder), 'writable')
+        proc = run_main(bicubic_eval(tiny_data, 'ev'), exp_root=root)
+        assert_user_error(proc, str(root / 'ev'), 'writable')
     finally:
         if mounted:
-            subprocess.run(['umount', str(folder)], check=True)
+            subprocess.run(['umount', str(root)], check=True)
         else:
-            for p in [folder, folder / 'model']:
-                p.chmod(0o755)
+            (root / 'ev').chmod(0o755)
 
 
 def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, tiny_data, reference):
