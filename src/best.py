@@ -1,4 +1,5 @@
 """Which evaluation made the best model: one test set, scale and metric, stated in the log."""
+import math
 
 
 class Best:
@@ -31,6 +32,8 @@ class Best:
         """Record the evaluation ``means`` ({metric: value}) of ``epoch``; True when it is the
         new best."""
         value = means[self.metric]
+        if not math.isfinite(value):    # a diverged model's NaN never becomes "best"
+            return False
         if self.state is not None:
             old = self.state[self.metric]
             if (value <= old) if self.higher_is_better else (value >= old):

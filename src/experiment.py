@@ -8,7 +8,10 @@ import csv
 import datetime
 import io
 import json
+import math
+import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -68,10 +71,60 @@ def _unique_archive_name(path):
     return candidate
 
 
+LOCK = 'run.lock'
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:     # exists, owned by another user
+        return True
+    return True
+
+
+def read_lock(folder):
+    """(pid, host) of the lock in ``folder``, or None when there is none or it is unreadable."""
+    try:
+        owner = json.loads((Path(folder) / LOCK).read_text(encoding='utf-8'))
+        return int(owner['pid']), str(owner['host'])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def lock_is_live(owner):
+    """Whether the process of a lock (pid, host) may still run: always so on another host."""
+    pid, host = owner
+    return host != socket.gethostname() or _process_alive(pid)
+
+
+def _folder_error(error, folder):
+    """A one-line UserError for an OSError met creating or writing the run folder."""
+    user = utility.write_error(error, Path(error.filename or Path(folder) / 'log.txt'))
+    if user is not None:
+        return user
+    return utility.UserError(f'cannot use the run folder {folder} ({error.strerror or error}); '
+                             f'check it, or choose another --save name')
+
+
+def _strict_json(obj):
+    """``obj`` with every non-finite float replaced by None (JSON null)."""
+    if isinstance(obj, dict):
+        return {k: _strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict_json(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 class Experiment:
     """Owns ``experiment/<name>`` for one run.
 
-    ``resume`` is True when the run continues from ``checkpoint.pt`` (``--load``).
+    ``resume`` is True when the run continues from ``checkpoint.pt`` (``--load``).  While
+    the run lives the folder holds ``run.lock`` (pid and host); a second run on the same
+    folder is refused, a lock left by a dead process is taken over.
     """
 
     def __init__(self, args, writer=True, root=None):
@@ -79,6 +132,9 @@ class Experiment:
         self.writer = writer
         self.root = Path(root) if root is not None else utility.EXPERIMENT_ROOT
         self.resume = bool(args.load)
+        self._lock_owned = False
+        self._checkpoint_epoch = None   # epoch of the checkpoint on disk, when known
+        self._since_checkpoint = []     # files written after it (same order as written)
         if args.load and args.reset:
             raise utility.UserError(f'--load {args.load} resumes that run and --reset archives it; '
                                     f'give only one of them')
@@ -93,6 +149,8 @@ class Experiment:
             raise utility.UserError(f'run folder {self.dir} is outside {self.root}; use a plain '
                                     f'run name with --save/--load')
         self._log_file = None
+        if writer:
+            self._refuse_if_locked()
         if self.resume:
             if not (self.dir / CHECKPOINT).is_file():
                 raise utility.UserError(
@@ -101,7 +159,10 @@ class Experiment:
         elif args.reset:
             if writer and self.dir.exists():
                 archive = _unique_archive_name(self.dir)
-                shutil.move(str(self.dir), str(archive))
+                try:
+                    shutil.move(str(self.dir), str(archive))
+                except OSError as e:
+                    raise _folder_error(e, self.dir) from None
                 print(f'--reset: moved the previous run to {archive}')
         elif (self.dir / CHECKPOINT).exists():
             # A test-only run would overwrite the training run's metrics files.
@@ -110,10 +171,74 @@ class Experiment:
                     'choose another --save name for this evaluation' if args.test_only else
                     f'resume it with --load {name}, archive it with --reset, or choose another '
                     f'--save name'))
+        elif (self.dir / 'metrics.json').exists():
+            raise utility.UserError(
+                f'{self.dir} already holds an evaluation (metrics.json); choose another --save '
+                f'name, or add --reset to archive it')
         if writer:
-            (self.dir / 'model').mkdir(parents=True, exist_ok=True)
-            self._log_file = open(self.dir / 'log.txt', 'a', encoding='utf-8')
-            self._write_config()
+            taken_over = self._take_lock()
+            try:
+                self._log_file = open(self.dir / 'log.txt', 'a', encoding='utf-8')
+                self._write_config()
+            except OSError as e:
+                self.close()
+                raise _folder_error(e, self.dir) from None
+            if taken_over is not None:
+                self.log(f'Took over the lock of a process that no longer runs (pid '
+                         f'{taken_over[0]} on {taken_over[1]})')
+            leftovers = utility.remove_temporary_files(self.dir)
+            if leftovers:
+                self.log(f'Removed {len(leftovers)} temporary file(s) left by an interrupted '
+                         f'write: ' + ', '.join(str(p.relative_to(self.dir)) for p in leftovers))
+
+    # ------------------------------------------------------------------ the run lock
+    def _refuse_if_locked(self):
+        owner = read_lock(self.dir)
+        if owner is not None and lock_is_live(owner):
+            raise utility.UserError(
+                f'{self.dir} is in use by another run (pid {owner[0]} on {owner[1]}, see '
+                f'{self.dir / LOCK}); wait for it to end or choose another --save name (delete '
+                f'the lock file only if that process is gone)')
+
+    def _take_lock(self):
+        """Create run.lock; returns the (pid, host) of a dead owner taken over, else None."""
+        text = json.dumps({'pid': os.getpid(), 'host': socket.gethostname()}) + '\n'
+        taken_over = None
+        for _ in range(3):
+            try:
+                (self.dir / 'model').mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.dir / LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                owner = read_lock(self.dir)
+                if owner is not None and lock_is_live(owner):
+                    self._refuse_if_locked()
+                taken_over = owner or (0, 'unknown')
+                try:
+                    os.unlink(self.dir / LOCK)
+                except FileNotFoundError:
+                    pass
+                continue
+            except OSError as e:
+                raise _folder_error(e, self.dir) from None
+            try:
+                with os.fdopen(fd, 'w', encoding='utf-8') as f:
+                    f.write(text)
+            except OSError as e:
+                os.unlink(self.dir / LOCK)
+                raise _folder_error(e, self.dir) from None
+            self._lock_owned = True
+            return taken_over
+        raise utility.UserError(f'cannot take the lock {self.dir / LOCK}: other runs keep '
+                                f'creating it; choose another --save name')
+
+    def _release_lock(self):
+        if self._lock_owned:
+            self._lock_owned = False
+            if read_lock(self.dir) == (os.getpid(), socket.gethostname()):
+                try:
+                    os.unlink(self.dir / LOCK)
+                except OSError:
+                    pass
 
     def path(self, *parts):
         return self.dir.joinpath(*parts)
@@ -132,13 +257,23 @@ class Experiment:
             return
         if echo:
             print(text, flush=True)
-        self._log_file.write(text + '\n')
-        self._log_file.flush()
+        if self._log_file is None:
+            return
+        try:
+            self._log_file.write(text + '\n')
+            self._log_file.flush()
+        except OSError as e:
+            self._log_file = None   # a full disk: stop logging, report the write error once
+            raise _folder_error(e, self.dir) from None
 
     def close(self):
         if self._log_file is not None:
-            self._log_file.close()
+            try:
+                self._log_file.close()
+            except OSError:     # a full disk may refuse the last flush
+                pass
             self._log_file = None
+        self._release_lock()
 
     # ------------------------------------------------------------------ metrics
     def write_metrics(self, summary, rows, names=('psnr', 'ssim')):
@@ -149,13 +284,17 @@ class Experiment:
         rounded = {name: {scale: {key: round(value, 6) for key, value in means.items()}
                           for scale, means in per_scale.items()}
                    for name, per_scale in summary.items()}
-        utility.atomic_write_text(self.dir / 'metrics.json', json.dumps(rounded, indent=2) + '\n')
+        # Strict JSON: a NaN or infinite score (a diverged model) is written as null.
+        text = json.dumps(_strict_json(rounded), indent=2, allow_nan=False) + '\n'
+        self._tracked_write('metrics.json', utility.atomic_write_text, self.dir / 'metrics.json',
+                            text)
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator='\n')
         w.writerow(['dataset', 'scale', 'image', *names])
         for r in rows:
             w.writerow([r['dataset'], r['scale'], r['image'], *(f'{r[n]:.6f}' for n in names)])
-        utility.atomic_write_text(self.dir / 'metrics.csv', buf.getvalue())
+        self._tracked_write('metrics.csv', utility.atomic_write_text, self.dir / 'metrics.csv',
+                            buf.getvalue())
 
     def plot_curves(self, name, title, ylabel, series, epochs=None):
         """Write ``<name>.png`` and ``<name>.pdf`` (see :func:`write_curves`); rank 0 only."""
@@ -165,15 +304,48 @@ class Experiment:
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, state):
         if self.writer:
-            utility.atomic_torch_save(state, self.dir / CHECKPOINT)
+            self._tracked_write(CHECKPOINT, utility.atomic_torch_save, state,
+                                self.dir / CHECKPOINT)
+            self._checkpoint_epoch = state.get('epoch')
+            self._since_checkpoint = []
 
     def load_checkpoint(self):
-        return load_checkpoint(self.dir / CHECKPOINT)
+        ckpt = load_checkpoint(self.dir / CHECKPOINT)
+        if isinstance(ckpt, dict):
+            self._checkpoint_epoch = ckpt.get('epoch')
+        return ckpt
+
+    def _tracked_write(self, name, write, *args):
+        """``write(*args)``; a failed write's one-line error also says which files are newer."""
+        try:
+            write(*args)
+        except utility.UserError as e:
+            raise utility.UserError(f'{e}; {self._state_on_disk(name)}') from None
+        if name != CHECKPOINT and name not in self._since_checkpoint:
+            self._since_checkpoint.append(name)
+
+    def _state_on_disk(self, failed):
+        """Which of the run's files are from which epoch after ``failed`` was not written."""
+        if self.args.test_only:
+            return f'{failed} was not written; rerun the evaluation after freeing space'
+        run = self.dir.name
+        newer = [n for n in self._since_checkpoint if n != failed]
+        if self._checkpoint_epoch is None:
+            return (f'{failed} was not written and no epoch was checkpointed yet; start again '
+                    f'with --reset after freeing space')
+        epoch = self._checkpoint_epoch
+        if newer:
+            return (f'{failed} was not written; {", ".join(newer)} are from epoch {epoch + 1}, '
+                    f'newer than checkpoint.pt (epoch {epoch}); --load {run} redoes epoch '
+                    f'{epoch + 1} and rewrites them')
+        return (f'{failed} was not written; checkpoint.pt holds epoch {epoch}: continue with '
+                f'--load {run}')
 
     def save_weights(self, state_dict, name):
         """A plain state_dict (EDSR-PyTorch's format) as model/<name>.pt."""
         if self.writer:
-            utility.atomic_torch_save(state_dict, self.dir / 'model' / f'{name}.pt')
+            self._tracked_write(f'model/{name}.pt', utility.atomic_torch_save, state_dict,
+                                self.dir / 'model' / f'{name}.pt')
 
     def save_image(self, dataset, filename, tensor, rgb_range):
         """tensor [C, H, W] in [0, rgb_range] -> results-<dataset>/<filename>.png (8 bit)."""

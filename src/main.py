@@ -73,11 +73,17 @@ def run(argv=None):
     if not args.test_only and not net.trainable_parameters():
         raise utility.UserError(f'--model {args.model} has no trainable parameters; use it '
                                 f'with --test_only')
+    if args.test_only and not args.pre_train and net.trainable_parameters():
+        # It would score randomly initialised weights (about 11 dB on Set5) as a result.
+        raise utility.UserError(f'--test_only with --model {args.model} needs trained weights: '
+                                f'give --pre_train PATH (or --pre_train download)')
     criterion = None if args.test_only else loss_pkg.Loss(args).to(device)
     # LPIPS/DISTS networks: a missing weight file is refused here, before the run folder.
     metric_pkg.build(args, device)
     exp = Experiment(args, writer=(rank == 0))
     try:
+        if net.load_note:
+            exp.log(net.load_note)
         trainer = Trainer(args, loader, net, criterion, exp, device,
                           rank=rank, world_size=world_size)
         if args.test_only:
@@ -86,6 +92,14 @@ def run(argv=None):
             while not trainer.terminate():
                 trainer.train()
                 trainer.test()
+        _report_skipped(loader, exp)
+    except utility.UserError as e:
+        # Also in the run's log, where one looks later; main() prints it on stderr.
+        try:
+            exp.log(f'error: {e}', echo=False)
+        except utility.UserError:   # the log itself cannot be written (full disk)
+            pass
+        raise
     except KeyboardInterrupt:
         if rank == 0:
             print(f'main.py: interrupted; {_resume_hint(args, exp)}', file=sys.stderr)
@@ -95,6 +109,16 @@ def run(argv=None):
         if world_size > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     return 0
+
+
+def _report_skipped(loader, exp):
+    """UserError listing the test images that could not be read (Demo skips them)."""
+    skipped = [m for test in loader.loader_test for m in getattr(test, 'skipped', [])]
+    if skipped:
+        for message in skipped:
+            exp.log(f'skipped: {message}', echo=False)
+        raise utility.UserError(f'{len(skipped)} image(s) could not be read and were skipped '
+                                f'(the other results are in {exp.dir}): ' + '; '.join(skipped))
 
 
 def _resume_hint(args, exp):

@@ -311,13 +311,55 @@ def _derive(args, parser):
         args.loss_terms = loss_pkg.parse_loss_string(args.loss)
     except utility.UserError as e:
         parser.error(str(e))
+    _check_ssl_fits_patch(args, parser)
     return args
+
+
+def _attach_dash_values(parser, argv):
+    """``['--loss', '-1*L1']`` -> ``['--loss=-1*L1']``.
+
+    argparse takes a value that starts with '-' (and is not a plain negative number) for
+    a flag, so ``--loss -1*L1`` would fail with "expected one argument" instead of the
+    flag's own check.  A value that is itself a known flag is left alone.
+    """
+    flags = {o: a for a in parser._actions for o in a.option_strings}
+    out, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        action = flags.get(token)
+        if (action is not None and action.nargs is None and i + 1 < len(argv)
+                and argv[i + 1].startswith('-') and argv[i + 1] not in flags
+                and argv[i + 1] != '--'):
+            out.append(f'{token}={argv[i + 1]}')
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
+def _check_ssl_fits_patch(args, parser):
+    """SSL needs search // 2 + 1 pixels per side of the smallest HR training patch."""
+    if args.test_only or not any(t == 'SSL' for _, t in args.loss_terms):
+        return
+    if len(args.scale) == 1:
+        side = args.patch_size // args.scale[0] * args.scale[0]
+    else:                                   # several scales: patch_size is the LR side
+        side = args.patch_size * min(args.scale)
+    need = args.ssl_search // 2 + 1
+    if side < need:
+        largest = 2 * side - 1
+        parser.error(f'--ssl_search {args.ssl_search} needs HR training patches of at least '
+                     f'{need} pixels per side, but --patch_size {args.patch_size} gives {side}; '
+                     f'use --ssl_search {largest} or less (and --ssl_window <= it), or a larger '
+                     f'--patch_size')
 
 
 def parse_args(argv=None):
     """Parse ``argv`` (default ``sys.argv[1:]``) into a read-only namespace."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
+    argv = _attach_dash_values(parser, argv)
     pre, _ = parser.parse_known_args(argv)
     defaults = template.defaults(pre.template, parser)
     parser.set_defaults(**defaults)

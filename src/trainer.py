@@ -308,6 +308,17 @@ class Trainer:
                              f'{self.loss.display()}\t{timer.toc():.1f}s', echo=False)
         bar.close()
         self.skipped += skipped_epoch
+        if skipped_epoch == len(self.loader_train):
+            # Diverged: training on would evaluate, checkpoint and maybe keep as "best" the
+            # weights of an epoch that learnt nothing.  The checkpoint stays at the last
+            # good epoch.
+            again = (f'resume from epoch {epoch - 1} with --load {self.exp.dir.name}'
+                     if epoch > 1 else 'start again with --reset')
+            raise utility.UserError(
+                f'epoch {epoch}: all {skipped_epoch} batches were skipped (loss NaN, infinite '
+                f'or above --skip_threshold {args.skip_threshold:g} x the last epoch mean), so '
+                f'the run stopped: {again} and a lower --lr (or --gclip), or raise '
+                f'--skip_threshold')
         means = self.loss.end_epoch()
         if math.isfinite(means.get('Total', math.nan)):   # NaN when every batch was skipped
             self.error_last = means['Total']

@@ -1,7 +1,9 @@
 """Paths, user errors, atomic file writes, timers and the read-only argument namespace."""
+import errno
 import functools
 import io
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -71,16 +73,60 @@ def _new_file_mode():
     return 0o666 & ~umask
 
 
+# Errors that the user fixes by freeing space or by making a folder writable.
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def write_error(error, path, size=None):
+    """A UserError for an OSError met while writing ``path`` (``size`` bytes), or None.
+
+    None when the error is not one the user can fix (then it should propagate as is).
+    """
+    path = Path(path)
+    if error.errno in _NO_SPACE:
+        free = None
+        try:
+            free = shutil.disk_usage(path.parent if path.parent.exists() else path).free
+        except OSError:
+            pass
+        need = f'at least {_size(size)}' if size else 'space'
+        have = f' ({_size(free)} free)' if free is not None else ''
+        return UserError(f'disk full while writing {path}: free {need} on the disk holding '
+                         f'{path.parent}{have}')
+    if error.errno in _NOT_WRITABLE:
+        return UserError(f'cannot write {path} ({os.strerror(error.errno)}); make '
+                         f'{path.parent} writable')
+    return None
+
+
+def _size(n):
+    """'12.3 MB', '4.1 kB', ... (powers of 1024)."""
+    n = float(max(n, 0))
+    for unit in ('bytes', 'kB', 'MB', 'GB'):
+        if n < 1024 or unit == 'GB':
+            return f'{n:.0f} {unit}' if unit == 'bytes' else f'{n:.1f} {unit}'
+        n /= 1024
+
+
+TMP_SUFFIX = '.tmp'
+
+
 def atomic_write_bytes(path, data):
     """Write ``data`` to ``path`` through a temporary file and ``os.replace``.
 
-    A crash leaves either the old file or the new one, never a half-written file.  The
-    new file gets the permissions of an ordinary new file.
+    A crash leaves either the old file or the new one, never a half-written file (a
+    killed process may leave the temporary ``.<name>.<random>.tmp`` beside it, which
+    ``remove_temporary_files`` clears).  The new file gets the permissions of an
+    ordinary new file.  A full disk or a read-only folder is a UserError naming the
+    file; the temporary file is removed and the old file stays.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name + '.', suffix='.tmp')
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name + '.',
+                                   suffix=TMP_SUFFIX)
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()
@@ -88,12 +134,28 @@ def atomic_write_bytes(path, data):
                 os.fchmod(f.fileno(), _new_file_mode())
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    except BaseException as e:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        if isinstance(e, OSError):
+            user = write_error(e, path, len(data))
+            if user is not None:
+                raise user from None
         raise
+
+
+def remove_temporary_files(folder):
+    """Delete the temporary files that killed atomic writes left in ``folder`` (recursively).
+
+    Returns their paths.  Call it only while no other process writes there (the run lock).
+    """
+    found = sorted(p for p in Path(folder).rglob('.*' + TMP_SUFFIX) if p.is_file())
+    for p in found:
+        p.unlink()
+    return found
 
 
 def atomic_torch_save(obj, path):

@@ -96,7 +96,9 @@ def test_existing_run_needs_load_or_reset(tmp_path, tiny_data, one_epoch):
     archived = [p for p in exp.iterdir() if p.name.startswith('run_archived_')]
     assert len(archived) == 1 and (archived[0] / 'checkpoint.pt').is_file()
     # An evaluation would overwrite the run's metrics files.
-    assert_user_error(run_main(train_args(tiny_data, 'run', 1, '--test_only'), exp_root=exp),
+    weights = exp / 'run' / 'model' / 'model_latest.pt'
+    assert_user_error(run_main(train_args(tiny_data, 'run', 1, '--test_only', '--pre_train',
+                                          weights), exp_root=exp),
                       'training run', '--save')
     # Atomic writes give the files an ordinary new file's mode, not mkstemp's 0600.
     umask = os.umask(0)
@@ -117,15 +119,16 @@ def test_bad_checkpoints_are_refused(tmp_path, tiny_data, one_epoch):
                       'pickled')
 
 
-def test_skip_threshold_skips_and_does_not_apply(tmp_path, tiny_data):
+def test_skip_threshold_skips_and_an_all_skipped_epoch_stops(tmp_path, tiny_data):
     exp = tmp_path / 'exp'
     proc = run_main(train_args(tiny_data, 'skip', 2, '--skip_threshold', '1e-6'), exp_root=exp)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_user_error(proc, 'epoch 2: all 3 batches were skipped', '--load skip')
     log = (exp / 'skip' / 'log.txt').read_text()
     assert log.count('Skip batch') == 3   # every batch of epoch 2
     ckpt = load(exp / 'skip' / 'checkpoint.pt')
-    assert ckpt['skipped'] == 3
-    assert np.isfinite(ckpt['error_last'])   # epoch 1's mean, not the NaN of an all-skipped epoch
+    assert ckpt['epoch'] == 1 and ckpt['skipped'] == 0   # the diverged epoch is not saved
+    latest = load(exp / 'skip' / 'model' / 'model_latest.pt')
+    assert all(torch.equal(latest[k], ckpt['model'][k]) for k in latest)
 
 
 def test_ema_weights_are_the_best_model(tmp_path, tiny_data):
@@ -165,11 +168,14 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path, tiny_data):
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason='torch.distributed missing')
 def test_ddp_multi_scale_model_with_skipped_batches(tmp_path, tiny_data):
-    # MDSR leaves the other scales' branches unused in every batch; epoch 2 skips batches.
+    # MDSR leaves the other scales' branches unused in every batch; epoch 2 skips every
+    # batch on both ranks alike, which stops the run (the diverged epoch is not saved).
     launcher = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
                 '--master_port', '29534']
     args = train_args(tiny_data, 'mdsr', 2, '--model', 'MDSR', '--scale', '2+3', '--patch_size',
                       '16', '--loss', '1*L1', '--skip_threshold', '1e-6')
     proc = run_main(args, exp_root=tmp_path, launcher=launcher)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert load(tmp_path / 'mdsr' / 'checkpoint.pt')['skipped'] == 3
+    assert proc.returncode != 0
+    assert 'epoch 2: all 3 batches were skipped' in proc.stderr
+    assert (tmp_path / 'mdsr' / 'log.txt').read_text().count('Skip batch') == 3
+    assert load(tmp_path / 'mdsr' / 'checkpoint.pt')['epoch'] == 1

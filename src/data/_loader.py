@@ -52,22 +52,44 @@ def report_to_main(getter):
     return wrapper
 
 
+class SkippedItem:
+    """An item a dataset could not read and chose to skip (Demo): the loader drops it.
+
+    ``message`` says which file and why; the loader keeps it in ``skipped``.
+    """
+
+    def __init__(self, message):
+        self.message = message
+
+
 class Loader(torch.utils.data.DataLoader):
-    """A DataLoader that raises a worker's UserError in the main process, as one line."""
+    """A DataLoader that raises a worker's UserError in the main process, as one line.
+
+    Items a dataset skipped (``SkippedItem``) are not yielded; their messages collect in
+    ``skipped`` (each once), for the run to report at its end.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skipped = []
 
     def __iter__(self):
         for batch in super().__iter__():
             if isinstance(batch, WorkerFailure):
                 raise utility.UserError(batch.message)
+            if isinstance(batch, SkippedItem):
+                if batch.message not in self.skipped:
+                    self.skipped.append(batch.message)
+                continue
             yield batch
 
 
 def _failure(samples):
-    return next((s for s in samples if isinstance(s, WorkerFailure)), None)
+    return next((s for s in samples if isinstance(s, (WorkerFailure, SkippedItem))), None)
 
 
 def collate_test(samples):
-    """default_collate, passing a WorkerFailure through."""
+    """default_collate, passing a WorkerFailure or SkippedItem through."""
     return _failure(samples) or default_collate(samples)
 
 

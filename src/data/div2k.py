@@ -43,7 +43,8 @@ class DIV2K(_srdata.SRData):
         if not any(d.is_dir() for d in hr_dirs):
             raise utility.UserError(
                 f'DIV2K not found: expected {hr_dirs[0]}/0001.png and '
-                f'{root}/DIV2K_train_LR_bicubic/X2/0001x2.png; set --dir_data to the folder '
+                f'{root}/DIV2K_train_LR_bicubic/X{self.scale[0]}/0001x{self.scale[0]}.png; '
+                'set --dir_data to the folder '
                 'that holds DIV2K/')
         first, last = parse_range(args.data_range, train)
         if (not train and not args.test_only and '/' not in args.data_range

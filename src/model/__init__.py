@@ -8,6 +8,9 @@
   ``set_scale(idx)``; otherwise ``--scale`` must name a single scale;
 * ``INPUT_LARGE`` [False]: the network wants the LR image bicubic-upsampled to HR size;
 * ``pretrained_url(args)``: the URL of published weights for ``--pre_train download``;
+* ``UPSAMPLER`` [()]: key prefixes of the scale-dependent upsampler; a training run with
+  ``--pre_train`` weights of another scale starts those from scratch (named in the log),
+  every other key must fit.  ``--test_only`` loads strictly.
 * ``eval_pad_multiple(args)`` [none]: in evaluation the LR image is padded at the bottom
   and right with its mirror image by ``(h // m + 1) * m - h`` rows and likewise columns (1
   to m: a side that is a multiple of m still gets m), and the output cropped to
@@ -124,12 +127,15 @@ def _summary(items, limit=4):
     return f'{len(items)} ({shown}{more})'
 
 
-def load_state_dict_explained(net, state_dict, source='state_dict'):
+def load_state_dict_explained(net, state_dict, source='state_dict', lenient=()):
     """Load ``state_dict`` into ``net`` strictly, explaining any mismatch.
 
     Prefixes 'module.' / '_orig_mod.' are stripped and wrapping dicts unwrapped (see
     :func:`extract_state_dict`).  Missing, unexpected and wrong-shape keys are listed
-    in one UserError line (a few names each, then a count).  Returns ``net``.
+    in one UserError line (a few names each, then a count), except keys starting with
+    one of the ``lenient`` prefixes (a model's scale-dependent upsampler, when
+    fine-tuning from another scale): those keep the model's own initial values.
+    Returns the sorted list of such skipped keys (empty for a strict load).
     """
     weights = extract_state_dict(state_dict, source)
     adapt = getattr(net, 'adapt_to_state_dict', None)
@@ -138,8 +144,11 @@ def load_state_dict_explained(net, state_dict, source='state_dict'):
     expected = net.state_dict()
     missing = [k for k in expected if k not in weights]
     unexpected = [k for k in weights if k not in expected]
-    wrong = [f'{k} {list(weights[k].shape)} vs {list(v.shape)}' for k, v in expected.items()
-             if k in weights and weights[k].shape != v.shape]
+    wrong = [k for k, v in expected.items() if k in weights and weights[k].shape != v.shape]
+    skipped = sorted(k for k in missing + unexpected + wrong if k.startswith(tuple(lenient)))
+    if skipped:
+        missing, unexpected, wrong = ([k for k in keys if k not in skipped]
+                                      for keys in (missing, unexpected, wrong))
     if missing or unexpected or wrong:
         parts = []
         if missing:
@@ -147,12 +156,18 @@ def load_state_dict_explained(net, state_dict, source='state_dict'):
         if unexpected:
             parts.append('unexpected keys ' + _summary(unexpected))
         if wrong:
-            parts.append('wrong shapes (file vs model) ' + _summary(wrong))
+            parts.append('wrong shapes (file vs model) ' + _summary(
+                [f'{k} {list(weights[k].shape)} vs {list(expected[k].shape)}' for k in wrong]))
         raise utility.UserError(
             f'{source} does not fit {type(net).__name__}: {"; ".join(parts)}; check --model, '
             f'--scale and the size flags (--n_resblocks, --n_feats, ...) against the weights')
-    net.load_state_dict(weights, strict=True)
-    return net
+    if skipped:
+        kept = {k: v for k, v in weights.items() if k not in skipped}
+        kept.update({k: v for k, v in expected.items() if k in skipped})
+        net.load_state_dict(kept, strict=True)
+    else:
+        net.load_state_dict(weights, strict=True)
+    return skipped
 
 
 def _first_line(error):
@@ -303,6 +318,7 @@ class Model(nn.Module):
         self.register_state_dict_post_hook(_drop_wrapper_prefix)
         self.register_load_state_dict_pre_hook(_add_wrapper_prefix)
         self.loaded_from = None
+        self.load_note = None   # a line for the run log about skipped weights
         if args.pre_train:
             if args.pre_train == 'download':
                 url, weights = download_pretrained(module, args)
@@ -310,8 +326,15 @@ class Model(nn.Module):
             else:
                 source = f'--pre_train {args.pre_train}'
                 weights = read_weights(args.pre_train, source)
-            self.load(weights, source)
+            # Training may start from another scale's weights (EDSR's x3/x4-from-x2
+            # recipe): only the upsampler, which the module names, may then differ.
+            lenient = () if args.test_only else getattr(module, 'UPSAMPLER', ())
+            skipped = load_state_dict_explained(self.model, weights, source, lenient)
             self.loaded_from = source
+            if skipped:
+                self.load_note = (f'{source}: {len(skipped)} upsampler weights of another '
+                                  f'shape or absent in the file start from scratch: '
+                                  f'{", ".join(skipped)}')
 
     def get_model(self):
         """The bare network (what ``model/model_latest.pt`` stores the state_dict of)."""

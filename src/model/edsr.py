@@ -11,6 +11,9 @@ from model import common
 SCALES = (2, 3, 4)
 MULTI_SCALE = False
 INPUT_LARGE = False
+# Keys of the scale-dependent upsampler: when training from another scale's weights
+# (--pre_train), these may differ from the file and start from scratch.
+UPSAMPLER = ('tail.0.',)
 
 # EDSR-PyTorch's published weights, by r<blocks>f<features>x<scale>.
 PRETRAINED_URLS = {

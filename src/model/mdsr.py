@@ -13,6 +13,9 @@ from model import common
 SCALES = (2, 3, 4)
 MULTI_SCALE = True
 INPUT_LARGE = False
+# Keys of the scale-dependent upsampler: when training from another scale's weights
+# (--pre_train), these may differ from the file and start from scratch.
+UPSAMPLER = ('upsample.',)
 
 # EDSR-PyTorch's published weights (trained for --scale 2+3+4), by r<blocks>f<features>.
 PRETRAINED_URLS = {

@@ -12,6 +12,9 @@ from model import common
 SCALES = (2, 3, 4, 8)
 MULTI_SCALE = False
 INPUT_LARGE = False
+# Keys of the scale-dependent upsampler: when training from another scale's weights
+# (--pre_train), these may differ from the file and start from scratch.
+UPSAMPLER = ('tail.0.',)
 
 
 def make_model(args):

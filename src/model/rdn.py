@@ -11,6 +11,9 @@ import torch.nn as nn
 SCALES = (2, 3, 4)
 MULTI_SCALE = False
 INPUT_LARGE = False
+# Keys of the scale-dependent upsampler: when training from another scale's weights
+# (--pre_train), these may differ from the file and start from scratch.
+UPSAMPLER = ('UPNet.',)
 
 CONFIGS = {'A': (20, 6, 32), 'B': (16, 8, 64)}
 

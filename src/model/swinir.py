@@ -32,6 +32,9 @@ from model import common
 SCALES = (2, 3, 4, 8)
 MULTI_SCALE = False
 INPUT_LARGE = False
+# Keys of the scale-dependent upsampler (pixelshuffle and pixelshuffledirect heads): when
+# training from another scale's weights (--pre_train), these start from scratch.
+UPSAMPLER = ('upsample.',)
 
 UPSAMPLERS = ('pixelshuffle', 'pixelshuffledirect', 'nearest+conv')
 RESI_CONNECTIONS = ('1conv', '3conv')
