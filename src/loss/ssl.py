@@ -30,8 +30,8 @@ def _neighbour_index(n, device):
     return prev, nxt
 
 
-def edge_mask(hr, rgb_range=255, threshold=20, stride=1):
-    """Edge pixels of an HR batch, as in the published SSL pipeline.
+def edge_response(hr, rgb_range=255):
+    """Saturated Laplacian of an HR batch, the quantity ``edge_mask`` thresholds.
 
     hr: [B, C, H, W] with C = 3 (RGB) or 1 (gray), values in [0, rgb_range], any device.
     Steps: values -> 8 bit (x * 255 / rgb_range, clamped to [0, 255], rounded half to
@@ -39,12 +39,10 @@ def edge_mask(hr, rgb_range=255, threshold=20, stride=1):
     gray as PIL convert('L'): (R*19595 + G*38470 + B*7471 + 32768) >> 16; 3x3 Laplacian
     [[0,1,0],[1,-4,1],[0,1,0]] with reflect-101 borders, saturated to 0..255 like OpenCV's
     CV_8U output.
-    Returns bool [B, 1, H, W]: response > threshold, and (row - col) % stride == 0.
+    Returns int32 [B, H, W] in 0..255 (no gradient).
     """
     if hr.dim() != 4 or hr.shape[1] not in (1, 3):
         raise ValueError(f'edge_mask: hr must be [B, 3 or 1, H, W], got {tuple(hr.shape)}')
-    if not isinstance(stride, int) or stride < 1:
-        raise ValueError(f'edge_mask: stride must be a positive int, got {stride!r}')
     _, c, h, w = hr.shape
     with torch.no_grad():
         v = (hr.detach().float() * (255.0 / rgb_range)).clamp_(0, 255).round_().to(torch.int32)
@@ -55,11 +53,24 @@ def edge_mask(hr, rgb_range=255, threshold=20, stride=1):
         up, down = _neighbour_index(h, hr.device)
         left, right = _neighbour_index(w, hr.device)
         lap = (gray[:, up] + gray[:, down] + gray[:, :, left] + gray[:, :, right] - 4 * gray)
-        mask = lap.clamp_(0, 255) > threshold
-        if stride > 1:
-            r = torch.arange(h, device=hr.device)[:, None]
-            col = torch.arange(w, device=hr.device)[None, :]
-            mask &= (r - col) % stride == 0
+        return lap.clamp_(0, 255)
+
+
+def edge_mask(hr, rgb_range=255, threshold=20, stride=1):
+    """Edge pixels of an HR batch, as in the published SSL pipeline.
+
+    hr: [B, C, H, W] with C = 3 (RGB) or 1 (gray), values in [0, rgb_range], any device.
+    Returns bool [B, 1, H, W]: ``edge_response(hr, rgb_range)`` > threshold, and
+    (row - col) % stride == 0.
+    """
+    if not isinstance(stride, int) or stride < 1:
+        raise ValueError(f'edge_mask: stride must be a positive int, got {stride!r}')
+    mask = edge_response(hr, rgb_range) > threshold
+    if stride > 1:
+        h, w = mask.shape[-2:]
+        r = torch.arange(h, device=hr.device)[:, None]
+        col = torch.arange(w, device=hr.device)[None, :]
+        mask &= (r - col) % stride == 0
     return mask[:, None]
 
 
