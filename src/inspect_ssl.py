@@ -11,7 +11,6 @@ flags of training (same names and defaults, taken from option.py). Without --sr 
 is HR bicubic-downscaled by --scale and upscaled back (MATLAB imresize), and the title
 says so.
 """
-import io
 import os
 import sys
 
@@ -21,6 +20,7 @@ if __package__ in (None, ''):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+import figures  # noqa: E402
 import option  # noqa: E402
 import utility  # noqa: E402
 
@@ -191,9 +191,7 @@ def analyse(hr, sr, opts, pixels=None):
 # ---------------------------------------------------------------------------- figure
 def make_figure(hr, result, title):
     """matplotlib Figure (Agg) of ``analyse``'s result for hr [1, C, H, W] in [0, 1]."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import PowerNorm, SymLogNorm
-    from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
     pixels = result['pixels']
@@ -202,8 +200,7 @@ def make_figure(hr, result, title):
     h, w = image.shape[:2]
     n = len(pixels)
     top = 6.0 * min(1.5, max(0.6, h / w))
-    fig = Figure(figsize=(15, top + 3.2 * n + 0.6))
-    FigureCanvasAgg(fig)
+    fig = figures.new_figure(figsize=(15, top + 3.2 * n + 0.6))
     grid = fig.add_gridspec(1 + n, 4, height_ratios=[top] + [3.0] * n)
     fig.suptitle(title, fontsize=11)
 
@@ -261,18 +258,9 @@ def make_figure(hr, result, title):
     return fig
 
 
-def save_figure(fig, path):
-    ext = os.path.splitext(path)[1].lower().lstrip('.')
-    if ext not in ('png', 'pdf', 'svg'):
-        raise utility.UserError(f'--out {path}: the figure is written as .png, .pdf or .svg; '
-                                f'give one of those extensions')
-    buf = io.BytesIO()
-    fig.savefig(buf, format=ext, dpi=100)
-    utility.atomic_write_bytes(path, buf.getvalue())
-
-
 def run(argv=None):
     opts = build_parser().parse_args(argv)
+    figures.check_path(opts.out)
     hr, sr, note = load_pair(opts.hr, opts.sr, opts.scale, opts.rgb_range)
     result = analyse(hr, sr, opts, opts.pixel)
     title = (f'SSL on {os.path.basename(opts.hr)} ({note}); search {opts.ssl_search}, window '
@@ -280,7 +268,7 @@ def run(argv=None):
              f'stride {opts.ssl_stride}, kl {opts.ssl_kl:g}'
              f'{", no row norm" if opts.ssl_no_norm else ""}')
     fig = make_figure(hr / opts.rgb_range, result, title)
-    save_figure(fig, opts.out)
+    figures.save(fig, opts.out)
     print(f'wrote {opts.out}: {int(result["mask"].sum())} masked pixels, SSL {result["loss"]:.5g}')
     return 0
 
