@@ -8,7 +8,7 @@ bicubic baseline (MATLAB imresize of the LR image) and in each run's SR image
 (``experiment/<run>/results-<dataset>/<image>_x<scale>_SR.png``, written by
 ``--save_results``), each labelled with its name and that image's metrics: for a run,
 every metric column of its metrics.csv (psnr, ssim, and any other the run computed); for
-bicubic, PSNR and SSIM computed here with the same conventions (metrics.py).
+bicubic, the scores of the evaluation (``evaluate.score_image``) computed here.
 """
 import csv
 import math
@@ -135,7 +135,7 @@ def bicubic(hr, dir_data, dataset, image, scale):
 
     from data._image import read_image, set_channels
     from data._srdata import bicubic_lr, lr_file
-    from data.imresize import imresize
+    from imresize import imresize
     lr_dir = Path(dir_data) / 'benchmark' / dataset / 'LR_bicubic' / f'X{scale}'
     path = lr_file(lr_dir, Path(image + '.png'), scale) if lr_dir.is_dir() else None
     lr = set_channels(read_image(path), 3) if path is not None else bicubic_lr(hr, scale)
@@ -145,15 +145,16 @@ def bicubic(hr, dir_data, dataset, image, scale):
                                 .transpose(1, 2, 0))
 
 
-def bicubic_metrics(up, hr, scale):
+def bicubic_metrics(up, hr, scale, dataset, image):
+    """The evaluation's scores (evaluate.score_image, default flags) of the bicubic image."""
     import torch
 
-    import metrics
+    from evaluate import score_image
 
     def t(a):
         return torch.from_numpy(a.transpose(2, 0, 1).copy()).float()[None]
-    return {'psnr': metrics.calc_psnr(t(up), t(hr), scale, 255, benchmark=True),
-            'ssim': metrics.calc_ssim(t(up), t(hr), scale, 255, benchmark=True)}
+    args = option.parse_args(['--scale', str(scale)])
+    return score_image(t(up), t(hr), scale, args, True, f'{dataset}/{image}')
 
 
 def collect(opts):
@@ -176,7 +177,7 @@ def collect(opts):
     up = bicubic(hr, opts.dir_data, opts.dataset, opts.image, scale)
     panels = [{'name': 'HR', 'image': hr, 'metrics': {}},
               {'name': f'Bicubic x{scale}', 'image': up,
-               'metrics': bicubic_metrics(up, hr, scale)}]
+               'metrics': bicubic_metrics(up, hr, scale, opts.dataset, opts.image)}]
     for folder, sr in srs:
         if sr.shape != hr.shape:
             raise utility.UserError(f'run {folder.name}: its {opts.image} SR image is '

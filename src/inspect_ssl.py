@@ -81,7 +81,7 @@ def load_pair(hr_path, sr_path, scale, rgb_range):
         note = f'SR: {os.path.basename(sr_path)}'
     else:
         from data._srdata import bicubic_lr
-        from data.imresize import imresize
+        from imresize import imresize
         lr = bicubic_lr(hr, scale)
         h, w = lr.shape[0] * scale, lr.shape[1] * scale
         hr = np.ascontiguousarray(hr[:h, :w])
@@ -141,6 +141,9 @@ def analyse(hr, sr, opts, pixels=None):
         raise utility.UserError(f'--ssl_window {window} is larger than --ssl_search {search}; '
                                 f'use --ssl_window <= --ssl_search')
     channels, h, w = hr.shape[1:]
+    if min(h, w) < search // 2 + 1:
+        raise utility.UserError(f'the image is {w}x{h}; SSL needs at least search//2+1 = '
+                                f'{search // 2 + 1} pixels per side: use a smaller --ssl_search')
     rr = opts.rgb_range
     normalize = not opts.ssl_no_norm
     args = (channels, window, opts.ssl_sigma, normalize)
