@@ -62,6 +62,9 @@ def run(argv=None):
     from experiment import Experiment
     from trainer import Trainer
 
+    if args.tensorboard:
+        import tboard
+        tboard.require()
     rank, world_size, device = _setup_distributed(args)
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -81,6 +84,7 @@ def run(argv=None):
     # LPIPS/DISTS networks: a missing weight file is refused here, before the run folder.
     metric_pkg.build(args, device)
     exp = Experiment(args, writer=(rank == 0))
+    trainer = None
     try:
         if net.load_note:
             exp.log(net.load_note)
@@ -105,6 +109,8 @@ def run(argv=None):
             print(f'main.py: interrupted; {_resume_hint(args, exp)}', file=sys.stderr)
         return 130
     finally:
+        if trainer is not None:
+            trainer.close()
         exp.close()
         if world_size > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

@@ -243,6 +243,12 @@ def build_parser():
     add('--save_models', action='store_true', help='also keep model_<epoch>.pt every epoch')
     add('--save_results', action='store_true', help='write the SR images as PNG')
     add('--save_gt', action='store_true', help='with --save_results: also write LR and HR')
+    add('--save_maps', action='store_true',
+        help='after each evaluation: maps/spl_<epoch>.png, the SPL weight map of the first '
+             'test image and the weight-vs-SSIM curve at the current age (needs SPL in --loss)')
+    add('--tensorboard', action='store_true',
+        help='log scalars and an LR/SR/HR grid to experiment/<save>/tb/ (needs '
+             '`pip install tensorboard`)')
     return p
 
 
@@ -312,6 +318,9 @@ def _derive(args, parser):
     except utility.UserError as e:
         parser.error(str(e))
     _check_ssl_fits_patch(args, parser)
+    if args.save_maps and 'SPL' not in [name for _, name in args.loss_terms]:
+        parser.error(f'--save_maps draws the weights of the SPL term, and --loss {args.loss!r} '
+                     f'has none; add one (e.g. --loss 1*L1+1*SPL) or drop --save_maps')
     return args
 
 

@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+import imageops
 import metric as metric_pkg
 import utility
 from best import Best
@@ -117,6 +118,14 @@ class Trainer:
         files = metric_pkg.weight_files(metric_pkg.build(args, device))
         if files:
             self.exp.log('Metric weights: ' + files, echo=False)
+        self._epoch_lr = None       # lr and loss means of the last epoch, for TensorBoard
+        self._epoch_means = {}
+        self.board = None
+        if args.tensorboard and rank == 0:
+            import tboard
+            # A resumed run drops what an interrupted one wrote after its checkpoint.
+            self.board = tboard.Board(exp.path('tb'),
+                                      purge_step=self.epoch + 1 if exp.resume else None)
 
     # ------------------------------------------------------------------ helpers
     def _autocast(self):
@@ -133,6 +142,12 @@ class Trainer:
 
     def terminate(self):
         return self.epoch >= self.args.epochs
+
+    def close(self):
+        """Flush and close what stays open during the run (the TensorBoard writer)."""
+        if self.board is not None:
+            self.board.close()
+            self.board = None
 
     # ------------------------------------------------------------------ checkpoint
     def state(self):
@@ -320,6 +335,7 @@ class Trainer:
                 f'the run stopped: {again} and a lower --lr (or --gclip), or raise '
                 f'--skip_threshold')
         means = self.loss.end_epoch()
+        self._epoch_lr, self._epoch_means = lr, means
         if math.isfinite(means.get('Total', math.nan)):   # NaN when every batch was skipped
             self.error_last = means['Total']
         self.scheduler.step()
@@ -369,6 +385,7 @@ class Trainer:
         if training:
             self._plot_metrics()
         self.exp.write_metrics(summary, rows, args.metrics)
+        self._pictures(summary)
         self.exp.log(f'Evaluation: {timer.toc():.1f}s', echo=not args.test_only)
         return any(found)
 
@@ -387,6 +404,51 @@ class Trainer:
                                      f'{label} ({metric_pkg.direction(key)})',
                                      {k: v for k, v in series.items() if len(v) == n},
                                      epochs=self.metric_epochs[len(self.metric_epochs) - n:])
+
+    def _pictures(self, summary):
+        """After an evaluation: TensorBoard scalars and LR/SR/HR grid (--tensorboard), the
+        SPL weight map and curve of the first test image (--save_maps)."""
+        args = self.args
+        save_maps = args.save_maps and not args.test_only
+        if self.board is None and not save_maps:
+            return
+        step = self.epoch
+        lr_img, hr_img, sr, name = self._first_test_image()
+        if self.board is not None:
+            import tboard
+            values = {f'loss/{key}': value for key, value in self._epoch_means.items()}
+            if self._epoch_lr is not None:
+                values['lr'] = self._epoch_lr
+            values.update(tboard.metric_scalars(summary))
+            self.board.scalars(values, step)
+            self.board.grid('first_test/LR_SR_HR', lr_img[0], sr[0], hr_img[0], args.rgb_range,
+                            step)
+            self.board.flush()
+        if save_maps and hr_img.numel():
+            import figures
+            import maps
+            spl = self.loss.terms['SPL']
+            age = self.age()
+            fig = maps.spl_figure(spl, sr, hr_img, age,
+                                  f'SPL on {name} (x{args.scale[0]}) after epoch {step}: age '
+                                  f'{age:g}, s = {spl.alpha:g} * age + {spl.beta:g} = '
+                                  f'{spl.sigma(age):.4g}, spl_max {spl.max_val:g}')
+            figures.save(fig, self.exp.path('maps', f'spl_{step}.png'))
+
+    @torch.no_grad()
+    def _first_test_image(self):
+        """(lr, hr, sr, name) of the first test set's first image at the first scale:
+        [1, C, h, w], [1, C, H, W] (empty without ground truth), SR quantised to 8 bit."""
+        dataset = self.loader_test[0].dataset
+        dataset.set_scale(0)
+        lr_img, hr_img, name = dataset[0]
+        lr_img, hr_img = self._prepare(lr_img[None], hr_img[None])
+        self.model.eval()
+        with self.model.weights_of(self.ema.shadow if self.ema is not None else None):
+            with self._autocast():
+                sr = self.model(lr_img, 0)
+        sr = imageops.quantize(sr.float(), self.args.rgb_range)
+        return lr_img, hr_img, sr, f'{dataset.name}/{name}'
 
 
 def _plain(v):
