@@ -51,10 +51,14 @@ def spl_figure(spl, sr, hr, age, title):
     ax.set_title('SSIM(HR, SR) per pixel (channel mean)', fontsize=9)
     ax.set_axis_off()
     ax = fig.add_subplot(grid[2])
-    im = ax.imshow(weights.mean(0), cmap='magma', vmin=0, vmax=spl.max_val,
+    # Colours from 0 to the map's largest weight: early in training every weight is far
+    # below spl_max, and a 0..spl_max scale would show a black square.
+    shown = weights.mean(0)
+    im = ax.imshow(shown, cmap='magma', vmin=0, vmax=max(float(shown.max()), 1e-12),
                    interpolation='nearest')
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-    ax.set_title(f'SPL weight (channel mean; mean {weights.mean():.3g})', fontsize=9)
+    ax.set_title(f'SPL weight (channel mean; mean {weights.mean():.3g}, max {spl.max_val:g})',
+                 fontsize=9)
     ax.set_axis_off()
     ax = fig.add_subplot(grid[3])
     xs = np.linspace(-1, 1, 401)
