@@ -12,6 +12,7 @@ bicubic, the scores of the evaluation (``evaluate.score_image``) computed here.
 """
 import csv
 import math
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -30,7 +31,6 @@ KEY_COLUMNS = ('dataset', 'scale', 'image')
 
 
 def _box(text):
-    import argparse
     try:
         x, y, w, h = (int(v) for v in text.split(','))
     except ValueError:

@@ -11,6 +11,7 @@ flags of training (same names and defaults, taken from option.py). Without --sr 
 is HR bicubic-downscaled by --scale and upscaled back (MATLAB imresize), and the title
 says so.
 """
+import argparse
 import os
 import sys
 
@@ -32,7 +33,6 @@ def _pixel(text):
     try:
         y, x = (int(v) for v in text.split(','))
     except ValueError:
-        import argparse
         raise argparse.ArgumentTypeError(f'expected Y,X (row,column), got {text!r}') from None
     return y, x
 
