@@ -18,12 +18,20 @@ HR = REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR' / 'butterfly.png'
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
-    """Two test-only runs on the bundled Set5 with --save_results: Bicubic and a random EDSR."""
+    """Two test-only runs on the bundled Set5 with --save_results: Bicubic and a tiny EDSR
+    with random weights."""
+    import torch
+
+    import model as model_pkg
+    from conftest import TINY, make_args
     root = tmp_path_factory.mktemp('exp')
+    weights = root / 'edsr_random.pt'    # a test-only run needs weights: random ones
+    net = model_pkg.Model(make_args(*TINY, '--scale', '2'), torch.device('cpu'))
+    torch.save(net.get_model().state_dict(), weights)
     common = ['--scale', '2', '--data_test', 'Set5', '--test_only', '--save_results',
               '--n_threads', '0']
     for save, model in (('bic', ['--model', 'Bicubic']),
-                        ('edsr', ['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8'])):
+                        ('edsr', [*TINY, '--pre_train', weights])):
         proc = run_main(model + common + ['--save', save], exp_root=root)
         assert proc.returncode == 0, proc.stderr[-2000:]
     return root
