@@ -252,11 +252,7 @@ def run(argv=None):
 
 
 def main(argv=None):
-    try:
-        return run(argv)
-    except utility.UserError as e:
-        print(f'compare.py: error: {e}', file=sys.stderr)
-        return 2
+    return utility.run_cli(run, 'compare.py', argv)
 
 
 if __name__ == '__main__':

@@ -222,11 +222,7 @@ def run(argv=None):
 
 
 def main(argv=None):
-    try:
-        return run(argv)
-    except utility.UserError as e:
-        print(f'degrade.py: error: {e}', file=sys.stderr)
-        return 2
+    return utility.run_cli(run, 'degrade.py', argv)
 
 
 if __name__ == '__main__':

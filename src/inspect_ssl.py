@@ -277,11 +277,7 @@ def run(argv=None):
 
 
 def main(argv=None):
-    try:
-        return run(argv)
-    except utility.UserError as e:
-        print(f'inspect_ssl.py: error: {e}', file=sys.stderr)
-        return 2
+    return utility.run_cli(run, 'inspect_ssl.py', argv)
 
 
 if __name__ == '__main__':

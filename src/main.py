@@ -138,14 +138,7 @@ def _resume_hint(args, exp):
 
 
 def main(argv=None):
-    try:
-        return run(argv)
-    except utility.UserError as e:
-        print(f'main.py: error: {e}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:   # before the run started
-        print('main.py: interrupted', file=sys.stderr)
-        return 130
+    return utility.run_cli(run, 'main.py', argv)
 
 
 if __name__ == '__main__':

@@ -215,3 +215,42 @@ def load_pt(path, source=None, missing='give the path of an existing file', mmap
         reason = f'{type(e).__name__}: {first}'.rstrip(': ')[:160]
         raise UserError(f'{source} cannot be read as plain weights ({reason}); the file is '
                         f'truncated or not a torch file') from None
+
+
+def layout_problem(state, expected, ignore_prefixes=()):
+    """What keeps ``state`` (from :func:`load_pt`) from being the weights ``expected``
+    ({key: shape}), as a phrase for a one-line error, or None when it fits.  Keys starting
+    with one of ``ignore_prefixes`` (parts the caller does not use) may be present."""
+    import torch
+    if not isinstance(state, dict):
+        return f'holds a {type(state).__name__}, not a dict of tensors'
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected
+                  and not str(k).startswith(tuple(ignore_prefixes))]
+    if missing or unexpected:
+        detail = []
+        if missing:
+            detail.append(f'{len(missing)} missing keys such as {missing[0]!r}')
+        if unexpected:
+            detail.append(f'{len(unexpected)} unexpected keys such as {unexpected[0]!r}')
+        return 'does not have the expected layout (' + ', '.join(detail) + ')'
+    for key, shape in expected.items():
+        value = state[key]
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(shape):
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            return f'has {key} of shape {got} where {tuple(shape)} is expected'
+    return None
+
+
+def run_cli(run, prog, argv=None):
+    """Exit status of ``run(argv)`` for the command ``prog`` (e.g. 'main.py'): a UserError
+    becomes one line on stderr and status 2, Ctrl-C before ``run`` handles it status 130."""
+    import sys
+    try:
+        return run(argv)
+    except UserError as e:
+        print(f'{prog}: error: {e}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f'{prog}: interrupted', file=sys.stderr)
+        return 130

@@ -160,15 +160,12 @@ def test_half_precision_inputs_are_computed_in_float32(dtype):
     assert torch.equal(x.grad, x32.grad.to(dtype))
 
 
-def test_results_do_not_depend_on_the_thread_count():
-    gen = torch.Generator().manual_seed(6)
-    image = torch.rand(3, 3, 70, 45, generator=gen)
-    mask = random_mask(image.shape, (300, 120, 200), gen)
-    upstream = torch.randn(620, 625, generator=gen)
+def _with_threads(counts, image, mask, upstream):
+    """[(distances, gradient)] of the op (search 25, window 9) run with each thread count."""
     before = torch.get_num_threads()
     outputs = []
     try:
-        for threads in (1, 2, 3):
+        for threads in counts:
             torch.set_num_threads(threads)
             x = image.clone().requires_grad_()
             d = patch_distances(x, mask, 25, 9)
@@ -176,6 +173,15 @@ def test_results_do_not_depend_on_the_thread_count():
             outputs.append((d, x.grad))
     finally:
         torch.set_num_threads(before)
+    return outputs
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    gen = torch.Generator().manual_seed(6)
+    image = torch.rand(3, 3, 70, 45, generator=gen)
+    mask = random_mask(image.shape, (300, 120, 200), gen)
+    upstream = torch.randn(620, 625, generator=gen)
+    outputs = _with_threads((1, 2, 3), image, mask, upstream)
     for d, g in outputs[1:]:
         assert torch.equal(d, outputs[0][0])
         assert torch.equal(g, outputs[0][1])
@@ -194,17 +200,7 @@ def test_pixels_crowded_in_a_few_rows_match_the_oracle_for_any_thread_count():
     x64 = image.double().requires_grad_()
     ref = patch_distances_reference(x64, mask, 25, 9)
     ref.backward(upstream)
-    before = torch.get_num_threads()
-    outputs = []
-    try:
-        for threads in (1, 2, 3):
-            torch.set_num_threads(threads)
-            x = image.clone().requires_grad_()
-            d = patch_distances(x, mask, 25, 9)
-            d.backward(upstream.float())
-            outputs.append((d, x.grad))
-    finally:
-        torch.set_num_threads(before)
+    outputs = _with_threads((1, 2, 3), image, mask, upstream.float())
     d, grad = outputs[0]
     assert ((d.double() - ref).abs() <= 2e-6 * ref.abs() + 1e-12).all()
     assert rel_err(grad, x64.grad) <= 1e-4

@@ -70,27 +70,16 @@ def load_vgg19_state(path):
         if 'no such file' in str(e):
             raise
         raise utility.UserError(f'{e}; VGG22/VGG54 need {_NEEDED}') from None
-    if not isinstance(state, dict):
-        _refuse(path, f'holds a {type(state).__name__}, not a state_dict')
     expected = {}
     for index, shape in CONV_SHAPES.items():
         expected[f'features.{index}.weight'] = shape
         expected[f'features.{index}.bias'] = shape[:1]
-    unexpected = [k for k in state if k not in expected and not str(k).startswith('classifier.')]
-    missing = [k for k in expected if k not in state]
-    if missing or unexpected:
-        detail = []
-        if missing:
-            detail.append(f'{len(missing)} missing keys such as {missing[0]!r}')
-        if unexpected:
-            detail.append(f'{len(unexpected)} unexpected keys such as {unexpected[0]!r}')
-        _refuse(path, 'does not have the vgg19 layout (' + ', '.join(detail) + ')')
+    problem = utility.layout_problem(state, expected, ignore_prefixes=('classifier.',))
+    if problem:
+        _refuse(path, problem.replace('the expected layout', 'the vgg19 layout'))
     out = {}
-    for key, shape in expected.items():
+    for key in expected:
         value = state[key]
-        if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
-            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            _refuse(path, f'has {key} of shape {got}, vgg19 has {shape}')
         out[key] = value.detach().to(torch.float32).contiguous().clone()
     return out
 

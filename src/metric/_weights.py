@@ -129,24 +129,12 @@ def load_tensors(path, what, expected, ignore_prefixes=()):
     """
     # mmap: the classifiers we ignore (0.5 GB for VGG16) are never read.
     state = utility.load_pt(path, source=f'{path} ({what})', mmap=True)
-    if not isinstance(state, dict):
-        _refuse(path, what, f'holds a {type(state).__name__}, not a dict of tensors')
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected
-                  and not str(k).startswith(tuple(ignore_prefixes))]
-    if missing or unexpected:
-        detail = []
-        if missing:
-            detail.append(f'{len(missing)} missing keys such as {missing[0]!r}')
-        if unexpected:
-            detail.append(f'{len(unexpected)} unexpected keys such as {unexpected[0]!r}')
-        _refuse(path, what, 'does not have the expected layout (' + ', '.join(detail) + ')')
+    problem = utility.layout_problem(state, expected, ignore_prefixes)
+    if problem:
+        _refuse(path, what, problem)
     out = {}
-    for key, shape in expected.items():
+    for key in expected:
         value = state[key]
-        if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(shape):
-            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            _refuse(path, what, f'has {key} of shape {got} where {tuple(shape)} is expected')
         if not value.is_floating_point() or not torch.isfinite(value).all():
             _refuse(path, what, f'has non-finite or non-float values in {key}')
         out[key] = value.detach().to(torch.float32).contiguous().clone()
