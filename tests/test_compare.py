@@ -46,6 +46,7 @@ def _opts(*argv):
     return compare.build_parser().parse_args(list(map(str, argv)))
 
 
+@pytest.mark.slow
 def test_crops_are_the_box_and_labels_are_metrics_csv(runs, tmp_path):
     # An extra metric column (as an LPIPS-computing run would write) is read and shown too.
     edsr = tmp_path / 'edsr_lpips'
@@ -100,6 +101,7 @@ def _run(*argv, exp_root=None):
                           text=True, timeout=300, env=env)
 
 
+@pytest.mark.slow
 def test_cli_writes_the_figure_and_refuses_mistakes(runs, tmp_path):
     out = tmp_path / 'fig.png'
     ok = _run('--runs', 'bic', 'edsr', '--image', 'butterfly', '--box', '10,20,40,30',

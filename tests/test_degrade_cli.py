@@ -45,6 +45,7 @@ def _files(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
+@pytest.mark.slow
 def test_degrade_is_byte_identical_and_seeded(tiny, tmp_path):
     base = ['--data_test', 'Tiny', '--scale', '4', '--degradation', 'realesrgan']
     out = tiny / 'benchmark' / 'Tiny' / 'LR_realesrgan' / 'X4'
@@ -106,6 +107,7 @@ def test_degrade_user_errors(tiny, capsys):
            '--preview_image', 'zzz'], "--preview_image 'zzz' is not in")
 
 
+@pytest.mark.slow
 def test_main_evaluates_the_degraded_set_and_names_the_command(tiny, tmp_path, capsys):
     _made(tiny, 'realesrgan')
     exp = tmp_path / 'exp'
@@ -144,6 +146,7 @@ def _train(tiny, save, epochs, *extra):
             '--lr', '1e-3', '--n_threads', '0', '--save', save, *extra]
 
 
+@pytest.mark.slow
 def test_degraded_training_resumes_exactly(tiny, tmp_path):
     """1 epoch + --load to 2 = 2 epochs, with the pool mixing (pool 8 = 2 batches of 4)."""
     _made(tiny, 'realesrgan')
@@ -163,6 +166,7 @@ def test_degraded_training_resumes_exactly(tiny, tmp_path):
     assert d['epoch'] == 2 and d['iteration'] == 6
 
 
+@pytest.mark.slow
 def test_realesrgan_ssl_training_with_ssl_smoke(tiny, tmp_path):
     _made(tiny, 'realesrgan_ssl')
     exp = tmp_path / 'exp'

@@ -129,6 +129,7 @@ for argv in json.loads(sys.stdin.read()):
 '''
 
 
+@pytest.mark.slow
 def test_every_demo_command_runs_on_tiny_settings(tmp_path, demo_data, vgg_file):
     exp = tmp_path / 'exp'
     made = []
@@ -176,6 +177,7 @@ def test_every_demo_command_runs_on_tiny_settings(tmp_path, demo_data, vgg_file)
         assert 'upsampler weights' in (exp / save / 'log.txt').read_text(), save
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason='torch.distributed missing')
 def test_demo_torchrun_command_runs_on_tiny_settings(tmp_path, demo_data):
     commands = [a for launcher, a in demo_commands() if launcher == 'torchrun']

@@ -1,4 +1,5 @@
 """A GAN + SSL fine-tuning run through the CLI: trains, checkpoints and resumes exactly."""
+import pytest
 import torch
 
 from cli import assert_user_error, run_main
@@ -14,6 +15,7 @@ def gan_args(data_dir, vgg, save, epochs, *extra):
             '--vgg_weights', vgg, '--n_threads', '0', '--save', save, *extra]
 
 
+@pytest.mark.slow
 def test_gan_ssl_run_resumes_exactly(tmp_path, tiny_data, vgg_file):
     exp = tmp_path / 'exp'
     full = run_main(gan_args(tiny_data, vgg_file, 'full', 2), exp_root=exp)

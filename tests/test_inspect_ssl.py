@@ -93,6 +93,7 @@ def _run(*argv):
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_without_sr_uses_bicubic_and_refuses_bad_pixels(crop, tmp_path):
     out = tmp_path / 'fig.png'
     proc = _run('--hr', crop / 'hr.png', '--pixel', '30,30', '2,60', '--ssl_search', '11',

@@ -497,6 +497,7 @@ def test_cli_wrong_weight_file_is_one_line(tmp_path, hub):
     assert_user_error(proc, str(folder / 'alexnet-owt-7be5be79.pth'), 'cannot be read')
 
 
+@pytest.mark.slow
 @needs_lpips
 def test_validation_computes_the_metrics_and_best_on_picks_the_lowest_lpips(tmp_path, hub):
     data = _tiny_set(tmp_path / 'data', n=1)

@@ -40,6 +40,7 @@ def _raw_steps(folder, tag):
     return steps
 
 
+@pytest.mark.slow
 def test_tensorboard_resume_has_each_step_once_and_maps(tmp_path, tiny_data):
     pytest.importorskip('torch.utils.tensorboard')
     exp = tmp_path / 'exp'

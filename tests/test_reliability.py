@@ -75,6 +75,7 @@ def no_tmp_files(folder):
 
 # ----------------------------------------------------------------------------- 1. scales
 
+@pytest.mark.slow
 def test_fine_tune_from_another_scale_skips_only_the_upsampler(tmp_path, tiny_data):
     # x2 weights as a trained run leaves them (random values; tests/test_demo_recipes.py runs
     # demo.sh's x3 and x4 recipes from an x2 training run).
@@ -114,6 +115,7 @@ def bicubic_eval(data_dir, save, *extra):
             '--test_only', '--n_threads', '0', '--save', save, *extra]
 
 
+@pytest.mark.slow
 def test_test_only_refuses_a_folder_holding_an_evaluation(tmp_path, tiny_data):
     base = bicubic_eval(tiny_data, 'ev')
     assert run_main(base, exp_root=tmp_path).returncode == 0
@@ -166,6 +168,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, tiny_data):
     assert not lock.exists()
 
 
+@pytest.mark.slow
 def test_second_live_run_on_a_folder_is_one_line(tmp_path, tiny_data):
     """A real concurrent run: the second start is refused while the first trains."""
     exp = tmp_path / 'exp'
@@ -207,6 +210,7 @@ def fault_env(tmp_path, monkeypatch):
     return set_fault
 
 
+@pytest.mark.slow
 def test_disk_full_writing_weights_is_one_line_and_loses_nothing(tmp_path, tiny_data,
                                                                    fault_env, reference):
     exp = tmp_path / 'exp'
@@ -231,6 +235,7 @@ def test_disk_full_writing_weights_is_one_line_and_loses_nothing(tmp_path, tiny_
     assert same_weights(load(folder / 'model' / 'model_latest.pt'), reference)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['checkpoint.pt', 'metrics.json'])
 def test_disk_full_writing_checkpoint_or_metrics(tmp_path, tiny_data, fault_env, name):
     exp = tmp_path / 'exp'
@@ -276,6 +281,7 @@ def test_read_only_run_folder_is_one_line(tmp_path, tiny_data):
             (root / 'ev').chmod(0o755)
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, tiny_data, reference):
     """kill -9 after the first checkpoint; a write killed midway is simulated by a stray
     temporary file.  --load takes over the dead run's lock, removes the temporary files
@@ -313,6 +319,7 @@ def _strict_json(path):
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
+@pytest.mark.slow
 def test_diverged_run_stops_without_a_best_model_from_nan(tmp_path, tiny_data):
     # lr 1e30: the first step blows the weights up; every later loss is inf or NaN.
     proc = run_main(train_args(tiny_data, 'nan', 3, '--lr', '1e30'), exp_root=tmp_path)

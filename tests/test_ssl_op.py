@@ -187,6 +187,7 @@ def test_results_do_not_depend_on_the_thread_count():
         assert torch.equal(g, outputs[0][1])
 
 
+@pytest.mark.slow
 def test_pixels_crowded_in_a_few_rows_match_the_oracle_for_any_thread_count():
     """An edge mask on a few rows: the work is split by pixel count inside those rows (a
     band of two rows here), with each image's pieces added in a fixed order."""
@@ -494,6 +495,7 @@ def test_cuda_kernels_in_host_emulation_match_the_oracle(emulated_kernels, case)
     assert rel_err(folded.grad, x.grad) <= (1e-4 if dtype == torch.float32 else 1e-12)
 
 
+@pytest.mark.slow
 def test_binding_compiles_with_the_cuda_branch(tmp_path):
     """binding.cpp with SSL_WITH_CUDA (the GPU build) parses against the torch headers."""
     from torch.utils import cpp_extension
@@ -526,6 +528,7 @@ def test_a_build_failure_is_one_user_error_naming_the_log(tmp_path):
     assert 'deliberately broken' in (folder / 'build.log').read_text()
 
 
+@pytest.mark.slow
 def test_bench_runs_and_reports_the_op():
     run = subprocess.run([sys.executable, str(BENCH), '--skip_unfold', '--repeat', '1'],
                          capture_output=True, text=True, timeout=600)

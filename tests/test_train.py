@@ -39,6 +39,7 @@ def _copy_run(run, exp, name):
     shutil.copytree(run, exp / name)
 
 
+@pytest.mark.slow
 def test_resume_is_exact(tmp_path, tiny_data, one_epoch):
     exp = tmp_path / 'exp'
     full = run_main(train_args(tiny_data, 'full', 3), exp_root=exp)
@@ -86,6 +87,7 @@ def _flatten(obj):
     return [float(obj)] if isinstance(obj, (int, float)) else []
 
 
+@pytest.mark.slow
 def test_existing_run_needs_load_or_reset(tmp_path, tiny_data, one_epoch):
     exp = tmp_path / 'exp'
     _copy_run(one_epoch, exp, 'run')
@@ -107,6 +109,7 @@ def test_existing_run_needs_load_or_reset(tmp_path, tiny_data, one_epoch):
         assert (exp / 'run' / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
 
 
+@pytest.mark.slow
 def test_bad_checkpoints_are_refused(tmp_path, tiny_data, one_epoch):
     exp = tmp_path / 'exp'
     _copy_run(one_epoch, exp, 'run')
@@ -119,6 +122,7 @@ def test_bad_checkpoints_are_refused(tmp_path, tiny_data, one_epoch):
                       'pickled')
 
 
+@pytest.mark.slow
 def test_skip_threshold_skips_and_an_all_skipped_epoch_stops(tmp_path, tiny_data):
     exp = tmp_path / 'exp'
     proc = run_main(train_args(tiny_data, 'skip', 2, '--skip_threshold', '1e-6'), exp_root=exp)
@@ -131,6 +135,7 @@ def test_skip_threshold_skips_and_an_all_skipped_epoch_stops(tmp_path, tiny_data
     assert all(torch.equal(latest[k], ckpt['model'][k]) for k in latest)
 
 
+@pytest.mark.slow
 def test_ema_weights_are_the_best_model(tmp_path, tiny_data):
     proc = run_main(train_args(tiny_data, 'ema', 1, '--loss', '1*L1', '--ema_decay', '0.5'),
                     exp_root=tmp_path)
@@ -142,12 +147,14 @@ def test_ema_weights_are_the_best_model(tmp_path, tiny_data):
     assert any(not torch.equal(best[k], latest[k]) for k in best)
 
 
+@pytest.mark.slow
 def test_amp_trains_on_cpu(tmp_path, tiny_data):
     proc = run_main(train_args(tiny_data, 'amp', 1, '--precision', 'amp'), exp_root=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert '[Tiny x2]  PSNR:' in proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason='torch.distributed missing')
 def test_ddp_two_cpu_processes_match_one_process(tmp_path, tiny_data):
     exp = tmp_path / 'exp'
@@ -166,6 +173,7 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path, tiny_data):
     assert (exp / 'ddp' / 'metrics.json').is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason='torch.distributed missing')
 def test_ddp_multi_scale_model_with_skipped_batches(tmp_path, tiny_data):
     # MDSR leaves the other scales' branches unused in every batch; epoch 2 skips every
