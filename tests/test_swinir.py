@@ -74,8 +74,11 @@ def test_release_file_loads_through_pre_train_with_img_size_from_the_file(tmp_pa
     torch.save({spec['wrapper_key']: weights}, path)
     args = option.parse_args(['--template', 'SwinIR_lightweight', '--scale', '4', '--img_size',
                               '48', '--pre_train', str(path), '--cpu'])
-    net = model.Model(args, 'cpu').get_model()
+    wrapper = model.Model(args, 'cpu')
+    net = wrapper.get_model()
     assert net.img_size == 64
+    # The run log says that the file's img_size replaced --img_size 48.
+    assert 'img_size 64 taken from' in wrapper.load_note and '(was 48;' in wrapper.load_note
     loaded = net.state_dict()
     assert list(loaded) == list(spec['state_dict'])
     assert all(torch.equal(loaded[k], v) for k, v in weights.items())

@@ -17,7 +17,8 @@
   ``scale * h x scale * w`` (SwinIR's official test script, m = its window);
 
 and the network may define ``adapt_to_state_dict(state_dict, source)``, called before a
-strict load to rebuild what depends on the file's shapes (SwinIR's img_size).
+strict load to rebuild what depends on the file's shapes (SwinIR's img_size); a
+``load_note`` it sets is written to the run log.
 
 :class:`Model` wraps the network: it loads ``--pre_train``, and in eval mode applies
 ``--self_ensemble`` (x8 geometric ensemble) and ``--chop`` (overlapping tiles).  Its
@@ -331,10 +332,12 @@ class Model(nn.Module):
             lenient = () if args.test_only else getattr(module, 'UPSAMPLER', ())
             skipped = load_state_dict_explained(self.model, weights, source, lenient)
             self.loaded_from = source
+            notes = [getattr(self.model, 'load_note', None)]   # e.g. SwinIR's img_size
             if skipped:
-                self.load_note = (f'{source}: {len(skipped)} upsampler weights of another '
-                                  f'shape or absent in the file start from scratch: '
-                                  f'{", ".join(skipped)}')
+                notes.append(f'{source}: {len(skipped)} upsampler weights of another '
+                             f'shape or absent in the file start from scratch: '
+                             f'{", ".join(skipped)}')
+            self.load_note = '; '.join(n for n in notes if n) or None
 
     def get_model(self):
         """The bare network (what ``model/model_latest.pt`` stores the state_dict of)."""

@@ -360,6 +360,10 @@ class SwinIR(nn.Module):
         img_size = windows * self.window
         if img_size == self.img_size:
             return
+        # Said in the run log by model.Model: an --img_size given on the command line is
+        # replaced by the file's.
+        self.load_note = (f'{source}: img_size {img_size} taken from {key} (was {self.img_size}; '
+                          f'the attention masks follow the file)')
         for block in blocks:
             block.img_size = img_size
             block.attn_mask = shift_mask(img_size, img_size, self.window, self.shift,
