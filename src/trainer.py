@@ -348,6 +348,11 @@ class Trainer:
             self.exp.plot_curves(name, title, 'Weighted loss (epoch mean)', series)
 
     # ------------------------------------------------------------------ evaluation
+    def _evaluated_weights(self):
+        """The context in which the model is evaluated: with the EMA average (--ema_decay)
+        swapped in, else the live weights."""
+        return self.model.weights_of(self.ema.shadow if self.ema is not None else None)
+
     def test(self):
         """Evaluate on every test set and scale (rank 0); log, write metrics and checkpoint."""
         if self.rank == 0:
@@ -379,7 +384,7 @@ class Trainer:
                     line += self.best.note()
             self.exp.log(line)
 
-        with self.model.weights_of(self.ema.shadow if self.ema is not None else None):
+        with self._evaluated_weights():
             summary, rows = evaluate(self.model, self.loader_test, args, self.device,
                                      self._autocast, self.exp, report)
         if training:
@@ -444,7 +449,7 @@ class Trainer:
         lr_img, hr_img, name = dataset[0]
         lr_img, hr_img = self._prepare(lr_img[None], hr_img[None])
         self.model.eval()
-        with self.model.weights_of(self.ema.shadow if self.ema is not None else None):
+        with self._evaluated_weights():
             with self._autocast():
                 sr = self.model(lr_img, 0)
         sr = imageops.quantize(sr.float(), self.args.rgb_range)

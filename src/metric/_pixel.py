@@ -55,3 +55,15 @@ def prepare(sr, hr, scale, rgb_range, benchmark):
         sr = sr[..., shave:-shave, shave:-shave]
         hr = hr[..., shave:-shave, shave:-shave]
     return sr, hr
+
+
+class PerImage:
+    """The metric object of PSNR or SSIM: ``fn(sr, hr, scale, rgb_range, benchmark)``, a
+    float64 [B] per-image function, bound to ``rgb_range``."""
+
+    def __init__(self, fn, rgb_range):
+        self.fn, self.rgb_range = fn, rgb_range
+
+    def __call__(self, sr, hr, scale, benchmark=True):
+        """float64 [B] of sr against hr, [B, C, H, W] in [0, rgb_range]."""
+        return self.fn(sr, hr, scale, self.rgb_range, benchmark)

@@ -2,7 +2,7 @@
 Higher is better; inf for identical images.  Float64, so results do not depend on the device."""
 import torch
 
-from metric._pixel import prepare
+from metric._pixel import PerImage, prepare
 
 LOWER_IS_BETTER = False
 LOG_FORMAT = '.2f'
@@ -32,14 +32,5 @@ def calc_psnr(sr, hr, scale, rgb_range, benchmark=True):
     return float(psnr_per_image(sr, hr, scale, rgb_range, benchmark).mean())
 
 
-class PSNR:
-    def __init__(self, rgb_range):
-        self.rgb_range = rgb_range
-
-    def __call__(self, sr, hr, scale, benchmark=True):
-        """float64 [B] of sr against hr, [B, C, H, W] in [0, rgb_range]."""
-        return psnr_per_image(sr, hr, scale, self.rgb_range, benchmark)
-
-
 def make_metric(args):
-    return PSNR(args.rgb_range)
+    return PerImage(psnr_per_image, args.rgb_range)

@@ -1,6 +1,6 @@
 """SSIM as the SR literature computes it (conventions in ``metric._pixel``; the map is
 ``ssim.ssim_map`` with the valid window positions).  Higher is better; 1 for identical images."""
-from metric._pixel import prepare
+from metric._pixel import PerImage, prepare
 from ssim import ssim_map
 
 LOWER_IS_BETTER = False
@@ -25,14 +25,5 @@ def calc_ssim(sr, hr, scale, rgb_range, benchmark=True):
     return float(ssim_per_image(sr, hr, scale, rgb_range, benchmark).mean())
 
 
-class SSIM:
-    def __init__(self, rgb_range):
-        self.rgb_range = rgb_range
-
-    def __call__(self, sr, hr, scale, benchmark=True):
-        """float64 [B] of sr against hr, [B, C, H, W] in [0, rgb_range]."""
-        return ssim_per_image(sr, hr, scale, self.rgb_range, benchmark)
-
-
 def make_metric(args):
-    return SSIM(args.rgb_range)
+    return PerImage(ssim_per_image, args.rgb_range)
