@@ -12,7 +12,6 @@ realesrgan --data_test Set5`` then evaluates on these LR images.
 ``--preview out.png`` also writes a picture of one image: HR, bicubic LR and a few degraded
 LR (the first is the test set's) with their drawn parameters.
 """
-import argparse
 import json
 import os
 import sys
@@ -20,26 +19,13 @@ import sys
 if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import imageops  # noqa: E402
+import option  # noqa: E402
 import utility  # noqa: E402
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
-
-
-def _seed(text):
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if not 0 <= v < 2 ** 32:
-        raise argparse.ArgumentTypeError(f'expected an integer in 0..4294967295, got {text!r}')
-    return v
-
-
 def build_parser():
-    p = _Parser(prog='degrade.py', description='Write a seeded degraded LR test set '
+    p = option._Parser(prog='degrade.py', description='Write a seeded degraded LR test set '
                 '(LR_<degradation>/X<s>/ + manifest.json) next to a benchmark folder\'s HR.')
     p.add_argument('--dir_data', type=str, default=str(utility.DEFAULT_DATA_DIR),
                    help='dataset root holding benchmark/<Name>/HR')
@@ -48,7 +34,7 @@ def build_parser():
     p.add_argument('--scale', type=str, default='4', help='scale(s) joined by "+"')
     p.add_argument('--degradation', type=str, default='realesrgan',
                    help='preset: a file name in src/degradation/ other than bicubic')
-    p.add_argument('--seed', type=_seed, default=0, help='random seed of the test set')
+    p.add_argument('--seed', type=option._seed, default=0, help='random seed of the test set')
     p.add_argument('--preview', type=str, default='',
                    help='also write a PNG grid of one image: HR, bicubic LR, degraded LR')
     p.add_argument('--preview_image', type=str, default='',
@@ -93,7 +79,7 @@ def degrade_image(deg, hr_uint8, seed, scale, name, variant=0):
     hr = hr.to(torch.float32)[None] / 255.0
     batch_key, sample_keys = degradation.test_keys(seed, scale, name, variant)
     lr, params = deg(hr, batch_key, sample_keys)
-    lr = (lr[0] * 255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    lr = imageops.to_uint8(lr[0], 1).permute(1, 2, 0).numpy()
     return np.ascontiguousarray(lr), params[0]
 
 

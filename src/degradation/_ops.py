@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import special
 
+import imageops
+
 KERNEL_TYPES = ('iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso',
                 'plateau_aniso')
 RESIZE_MODES = ('area', 'bilinear', 'bicubic')
@@ -207,8 +209,7 @@ def poisson_noise(img, scale, gray, generator):
 
 def to_uint8_hwc(img):
     """[C, H, W] in [0, 1] -> uint8 numpy [H, W, C], rounded."""
-    x = torch.clamp((img.detach().float() * 255.0).round(), 0, 255).to(torch.uint8)
-    return x.permute(1, 2, 0).cpu().numpy()
+    return imageops.to_uint8(img, 1).permute(1, 2, 0).cpu().numpy()
 
 
 def jpeg(img, quality):
@@ -227,7 +228,7 @@ def jpeg(img, quality):
 
 def round8(img):
     """Round [0, 1] values to the 8-bit grid and clamp."""
-    return torch.clamp((img * 255.0).round(), 0, 255) / 255.0
+    return imageops.quantize(img, 1)
 
 
 def usm_kernel_1d(radius=50):
