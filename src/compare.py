@@ -131,18 +131,12 @@ def hr_image(dir_data, folders, dataset, image, scale):
 
 def bicubic(hr, dir_data, dataset, image, scale):
     """uint8 [h*s, w*s, 3]: the LR image (LR_bicubic file or MATLAB bicubic of HR) upscaled."""
-    import torch
-
     from data._image import read_image, set_channels
-    from data._srdata import bicubic_lr, lr_file
-    from imresize import imresize
+    from data._srdata import bicubic_lr, bicubic_up, lr_file
     lr_dir = Path(dir_data) / 'benchmark' / dataset / 'LR_bicubic' / f'X{scale}'
     path = lr_file(lr_dir, Path(image + '.png'), scale) if lr_dir.is_dir() else None
     lr = set_channels(read_image(path), 3) if path is not None else bicubic_lr(hr, scale)
-    x = torch.tensor(lr.transpose(2, 0, 1), dtype=torch.float64)
-    up = imresize(x, output_size=(lr.shape[0] * scale, lr.shape[1] * scale))
-    return np.ascontiguousarray(up.round_().clamp_(0, 255).to(torch.uint8).numpy()
-                                .transpose(1, 2, 0))
+    return bicubic_up(lr, scale)
 
 
 def bicubic_metrics(up, hr, scale, dataset, image):

@@ -32,15 +32,13 @@ def write_curves(directory, name, title, ylabel, series, epochs=None):
     """Draw ``series`` ({label: [value per epoch]}) against ``epochs`` (default 1, 2, ...)
     into ``directory/<name>.png`` and ``.pdf``, atomically.  Returns the paths written (none
     when every series is empty)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
+    import figures
     series = {label: list(values) for label, values in series.items() if len(values)}
     if not series:
         return []
-    figure = Figure(figsize=(6.4, 4.8))
-    FigureCanvasAgg(figure)  # Agg, without pyplot's global state
+    figure = figures.new_figure(figsize=(6.4, 4.8))
     axes = figure.add_subplot()
     for label, values in series.items():
         xs = list(epochs) if epochs is not None else list(range(1, len(values) + 1))
@@ -51,13 +49,9 @@ def write_curves(directory, name, title, ylabel, series, epochs=None):
     axes.set_ylabel(ylabel)
     axes.grid(True)
     axes.legend()
-    written = []
-    for ext, metadata in (('png', None), ('pdf', {'CreationDate': None})):
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format=ext, metadata=metadata)
-        path = Path(directory) / f'{name}.{ext}'
-        utility.atomic_write_bytes(path, buffer.getvalue())
-        written.append(path)
+    written = [Path(directory) / f'{name}.{ext}' for ext in ('png', 'pdf')]
+    for path in written:
+        figures.save(figure, path)
     return written
 
 

@@ -80,14 +80,10 @@ def load_pair(hr_path, sr_path, scale, rgb_range):
             hr = hr[:sr.shape[0], :sr.shape[1]]
         note = f'SR: {os.path.basename(sr_path)}'
     else:
-        from data._srdata import bicubic_lr
-        from imresize import imresize
+        from data._srdata import bicubic_lr, bicubic_up
         lr = bicubic_lr(hr, scale)
-        h, w = lr.shape[0] * scale, lr.shape[1] * scale
-        hr = np.ascontiguousarray(hr[:h, :w])
-        x = torch.tensor(lr.transpose(2, 0, 1), dtype=torch.float64)
-        up = imresize(x, output_size=(h, w)).round_().clamp_(0, 255).to(torch.uint8)
-        sr = np.ascontiguousarray(up.numpy().transpose(1, 2, 0))
+        sr = bicubic_up(lr, scale)
+        hr = np.ascontiguousarray(hr[:sr.shape[0], :sr.shape[1]])
         note = f'SR: bicubic x{scale} down-up of HR (no --sr given)'
     return (to_tensor(hr, rgb_range)[None], to_tensor(sr, rgb_range)[None], note)
 

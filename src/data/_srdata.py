@@ -33,6 +33,7 @@ import torch
 import utility
 from data import _image
 from data._loader import report_to_main
+import imageops
 from imageops import round_half_away
 from imresize import imresize
 
@@ -59,6 +60,15 @@ def bicubic_lr(hr, scale):
     x = torch.tensor(hr[:h, :w].transpose(2, 0, 1), dtype=torch.float64)
     lr = round_half_away(imresize(x, output_size=(h // scale, w // scale))).clamp_(0, 255)
     return np.ascontiguousarray(lr.to(torch.uint8).numpy().transpose(1, 2, 0))
+
+
+def bicubic_up(lr, scale):
+    """uint8 [h, w, C] LR -> uint8 [s*h, s*w, C]: the Bicubic baseline's saved image (MATLAB
+    bicubic ``imresize(s)`` in float64, then the 8-bit grid of ``imageops.quantize``, as the
+    evaluation rounds a model's output)."""
+    x = torch.tensor(lr.transpose(2, 0, 1), dtype=torch.float64)
+    up = imresize(x, output_size=(lr.shape[0] * scale, lr.shape[1] * scale))
+    return np.ascontiguousarray(imageops.to_uint8(up, 255).numpy().transpose(1, 2, 0))
 
 
 def save_npy_atomic(path, array):
