@@ -121,6 +121,7 @@ double graph_loss(const float* ps, const float* ph, int64_t n, int64_t ss, doubl
 
 #pragma omp parallel num_threads(workers)
   {
+    const FlushDenormals flush;
     std::vector<float> buf(5 * ss);
     float* s = buf.data();
 #pragma omp for schedule(static)
