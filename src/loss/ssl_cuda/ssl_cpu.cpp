@@ -254,7 +254,12 @@ void window_part(const T* Z, const T* Gp, const Geo& g, int64_t t, T* wk) {
   for (int64_t c = 0; c < g.C; ++c) {
     for (int64_t jy0 = 0; jy0 < g.W; jy0 += JY) {
       for (int64_t jx0 = 0; jx0 < g.W; jx0 += JX) {
-        V acc[JY][JX][NV] = {};
+        V acc[JY][JX][NV];
+        for (int a = 0; a < JY; ++a) {
+          for (int b = 0; b < JX; ++b) {
+            for (int v = 0; v < NV; ++v) acc[a][b][v] = V{};
+          }
+        }
         // Z row u meets G row u - jy: u runs over every row some jy of the block needs.
         const T* zr = Z + c * zplane + jy0 * zs + x0 + jx0;
         const T* gr = Gp + g.BT * zs + g.GC + x0;
@@ -270,13 +275,17 @@ void window_part(const T* Z, const T* Gp, const Geo& g, int64_t t, T* wk) {
             }
           }
         }
-        for (int a = 0; a < JY && jy0 + a < g.W; ++a) {
-          T* w = wk + (c * g.W + jy0 + a) * g.W + jx0;
-          for (int b = 0; b < JX && jx0 + b < g.W; ++b) {
+        T sum[JY][JX];  // every sum first, so that acc can stay in registers
+        for (int a = 0; a < JY; ++a) {
+          for (int b = 0; b < JX; ++b) {
             V s = acc[a][b][0];
             for (int v = 1; v < NV; ++v) s += acc[a][b][v];
-            w[b] += hsum<T>(s);
+            sum[a][b] = hsum<T>(s);
           }
+        }
+        for (int a = 0; a < JY && jy0 + a < g.W; ++a) {
+          T* w = wk + (c * g.W + jy0 + a) * g.W + jx0;
+          for (int b = 0; b < JX && jx0 + b < g.W; ++b) w[b] += sum[a][b];
         }
       }
     }
