@@ -3,6 +3,7 @@
     python bench/ssl_op.py                 # both cases, op and unfold side by side
     python bench/ssl_op.py --skip_unfold   # op only (the unfold runs take ~10 s and ~4 GB)
     python bench/ssl_op.py --train         # also the SSL loss on a 16x3x96x96 training batch
+    python bench/ssl_op.py --against f3b172f   # this kernel against another git revision's
 
 Cases (search 25, window 9, images in [0, 1] as the loss passes them):
   random : 1x3x128x128 noise, 10% of the pixels masked (1,638), fixed seed
@@ -17,6 +18,10 @@ the ratio an idle machine would show.
 "floor GF/s" is the arithmetic rate achieved against the box-sum floor: the flops of the
 box-sum formulation (floor_flops; its cost does not depend on the mask) divided by the
 measured time, so that the distance to the machine's limit is visible.
+--against REV builds the CPU op of git revision REV (its src/loss/ssl_cuda/*.cpp, *.h) into
+.cache/ssl_ops/rev-<sha>/ and times its forward and backward against this checkout's, on the
+three cases (the two above and the training batch), calls interleaved in one process, and
+checks that both give the same values (to float rounding).
 Peak memory is the process's peak resident set (ru_maxrss) after the cold run minus its
 resident set just before it: everything the run touched (torch tensors, the op's C++
 buffers, allocator slack), an upper bound when an earlier transient peak was higher.
@@ -146,16 +151,13 @@ def measure(case, method, repeat, threads, tmp):
     return json.loads(Path(out).read_text()), out + '.pt'
 
 
-def train_batch_figures(repeat):
-    """SSL loss (edge mask, both op calls, arithmetic, backward) on a 16x3x96x96 batch of
-    Set5 crops with stride 3, as in training; also the op alone."""
+def train_batch_hr(gen=None):
+    """16 random 96x96 crops of the Set5 HR images, [16, 3, 96, 96] in [0, 255]."""
     import numpy as np
     import torch
     from PIL import Image
-    from loss.ssl import SSL, edge_mask
-    from loss.ssl_cuda import patch_distances
 
-    gen = torch.Generator().manual_seed(0)
+    gen = gen or torch.Generator().manual_seed(0)
     images = [np.array(Image.open(p).convert('RGB'))
               for p in sorted(BUTTERFLY.parent.glob('*.png'))]
     crops = []
@@ -164,7 +166,18 @@ def train_batch_figures(repeat):
         y = int(torch.randint(0, img.shape[0] - 96, (1,), generator=gen))
         x = int(torch.randint(0, img.shape[1] - 96, (1,), generator=gen))
         crops.append(torch.from_numpy(img[y:y + 96, x:x + 96].copy()).permute(2, 0, 1).float())
-    hr = torch.stack(crops)
+    return torch.stack(crops)
+
+
+def train_batch_figures(repeat):
+    """SSL loss (edge mask, both op calls, arithmetic, backward) on a 16x3x96x96 batch of
+    Set5 crops with stride 3, as in training; also the op alone."""
+    import torch
+    from loss.ssl import SSL, edge_mask
+    from loss.ssl_cuda import patch_distances
+
+    gen = torch.Generator().manual_seed(0)
+    hr = train_batch_hr(gen)
     sr = hr + 5 * torch.randn(hr.shape, generator=gen)
     criterion = SSL(stride=3)
     mask = edge_mask(hr, stride=3)
@@ -195,6 +208,76 @@ def train_batch_figures(repeat):
             'op_ms': timed(op_step), 'loss_ms': timed(loss_step, cpu), 'loss_cpu_ms': cpu[0]}
 
 
+def build_revision(rev):
+    """The CPU op module of git revision rev, built (once) into .cache/ssl_ops/rev-<sha>/."""
+    from loss.ssl_cuda import _build
+
+    sha = subprocess.run(['git', 'rev-parse', '--verify', f'{rev}^{{commit}}'], cwd=REPO,
+                         capture_output=True, text=True)
+    if sha.returncode != 0:
+        raise SystemExit(f'--against: {rev!r} is not a commit of this repository')
+    sha = sha.stdout.strip()
+    listing = subprocess.run(['git', 'ls-tree', '--name-only', sha, 'src/loss/ssl_cuda/'],
+                             cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    folder = _build.build_folder(False).parent / f'rev-{sha[:12]}'
+    source_dir = folder / 'src'
+    source_dir.mkdir(parents=True, exist_ok=True)
+    sources = []
+    for path in listing:
+        if path.endswith(('.cpp', '.h')):
+            text = subprocess.run(['git', 'show', f'{sha}:{path}'], cwd=REPO, capture_output=True,
+                                  check=True).stdout
+            target = source_dir / Path(path).name
+            if not target.exists() or target.read_bytes() != text:
+                target.write_bytes(text)
+            if path.endswith('.cpp'):
+                sources.append(target)
+    return sha, _build.build_extension(f'ssl_ops_rev_{sha[:12]}', sources, folder)
+
+
+def against(rev, repeat):
+    """Forward and backward of this checkout's kernel and revision rev's, interleaved."""
+    import torch
+    import torch.nn.functional as F
+    from loss.ssl import edge_mask
+    from loss.ssl_cuda import _build
+
+    sha, theirs = build_revision(rev)
+    ours = _build.load()
+    cases = [(CASES[name], *make_case(name)) for name in CASES]
+    hr = train_batch_hr()
+    cases.append(('training batch 16x3x96x96, stride 3', hr / 255, edge_mask(hr, stride=3)))
+    print(f'this checkout against {sha[:12]} ({torch.get_num_threads()} threads; '
+          f'median ms of {repeat} interleaved calls)')
+    print(f'{"case":40s} {"N":>5s} {"fwd theirs":>11s} {"fwd ours":>9s} {"ratio":>6s} '
+          f'{"bwd theirs":>11s} {"bwd ours":>9s} {"ratio":>6s}  agreement')
+    p = SEARCH // 2
+    for title, image, mask in cases:
+        padded = F.pad(image, (p, p, p, p), mode='reflect').contiguous()
+        pos = torch.nonzero(mask[:, 0]).contiguous()
+        upstream = torch.randn(pos.shape[0], SEARCH * SEARCH,
+                               generator=torch.Generator().manual_seed(1))
+        times = {}
+        for _ in range(repeat + 1):  # the first round warms up and is dropped
+            for name, ext in (('theirs', theirs), ('ours', ours)):
+                start = time.perf_counter()
+                d = ext.forward(padded, pos, SEARCH, WINDOW)
+                middle = time.perf_counter()
+                g = ext.backward(padded, pos, upstream, SEARCH, WINDOW)
+                end = time.perf_counter()
+                times.setdefault(name, []).append(((middle - start) * 1e3, (end - middle) * 1e3))
+                times[name + '_out'] = (d, g)
+        med = {k: [statistics.median(t[i] for t in v[1:]) for i in (0, 1)]
+               for k, v in times.items() if not k.endswith('_out')}
+        (d0, g0), (d1, g1) = times['theirs_out'], times['ours_out']
+        d_err = ((d1 - d0).abs().max() / d0.abs().max()).item()
+        g_err = ((g1 - g0).abs().max() / g0.abs().max()).item()
+        print(f'{title:40s} {pos.shape[0]:5d} {med["theirs"][0]:11.1f} {med["ours"][0]:9.1f} '
+              f'{med["theirs"][0] / med["ours"][0]:5.2f}x {med["theirs"][1]:11.1f} '
+              f'{med["ours"][1]:9.1f} {med["theirs"][1] / med["ours"][1]:5.2f}x  '
+              f'D {d_err:.1e}, grad {g_err:.1e}')
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--repeat', type=int, default=5, help='warm runs timed per method')
@@ -206,6 +289,8 @@ def main(argv=None):
                         help='also time the SSL loss on a 16x3x96x96 training batch')
     parser.add_argument('--cuda', action='store_true',
                         help='GPU figures (not written yet; says whether CUDA is available)')
+    parser.add_argument('--against', metavar='REV',
+                        help="time this kernel against git revision REV's, side by side")
     parser.add_argument('--worker', nargs=2, metavar=('CASE', 'METHOD'), help=argparse.SUPPRESS)
     parser.add_argument('--out', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -215,6 +300,9 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     if args.worker:
         worker(*args.worker, args.repeat, args.out)
+        return 0
+    if args.against:
+        against(args.against, args.repeat)
         return 0
     if args.cuda:
         import torch

@@ -5,6 +5,7 @@ The oracle (loss.ssl_cuda.reference) indexes every term straight from the defini
 orders rows with torch.nonzero, so agreement also checks the row order.
 """
 import ctypes
+import platform
 import re
 import shutil
 import subprocess
@@ -56,6 +57,8 @@ CASES = [
     (2, 3, 70, 40, 11, 1, (150, 70)),       # window 1, several row bands
     (1, 3, 8, 8, 1, 1, (10,)),              # search 1
     (2, 3, 34, 150, 15, 7, (200, 50)),      # wide
+    (1, 3, 40, 40, 41, 9, (60,)),           # offsets past 32 lanes: row stride set at run time
+    (1, 1, 36, 38, 67, 5, (12,)),           # offsets in two tiles of lanes
 ]
 
 
@@ -207,6 +210,58 @@ def test_pixels_crowded_in_a_few_rows_match_the_oracle_for_any_thread_count():
     assert rel_err(grad, x64.grad) <= 1e-4
     for d_t, g_t in outputs[1:]:
         assert torch.equal(d_t, d) and torch.equal(g_t, grad)
+
+
+def test_denormals_are_flushed_only_inside_the_op():
+    """The kernels count values below 1e-38 as 0 (they cost ~100 cycles a multiply); the
+    rest of the process keeps IEEE arithmetic, and tiny upstream values change nothing."""
+    gen = torch.Generator().manual_seed(9)
+    image = torch.rand(1, 3, 30, 30, generator=gen)
+    mask = random_mask(image.shape, (50,), gen)
+    upstream = torch.randn(50, 625, generator=gen)
+    tiny = upstream.clone()
+    tiny[:, ::2] *= 1e-40  # denormal
+    tiny[:, ::2] = tiny[:, ::2].clamp(-1e-39, 1e-39)
+    x, x_tiny = image.clone().requires_grad_(), image.clone().requires_grad_()
+    patch_distances(x, mask, 25, 9).backward(torch.where(tiny.abs() < 1e-37, 0, upstream))
+    patch_distances(x_tiny, mask, 25, 9).backward(tiny)
+    assert torch.equal(x.grad, x_tiny.grad)
+    denormal = torch.tensor([1e-38]) * torch.tensor([0.01])
+    assert denormal.item() != 0.0  # still IEEE gradual underflow after the op
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(platform.machine() not in ('x86_64', 'AMD64'), reason='x86 flags')
+def test_kernels_without_avx512_match_the_oracle(tmp_path):
+    """Built with -mno-avx512f the kernels use 8-lane vectors (the path of AVX2-only CPUs,
+    e.g. AMD EPYC before Zen 4): same values, any thread count."""
+    if 'avx512f' not in _build._cpu_signature():
+        pytest.skip('this CPU has no AVX-512: the default build already takes that path')
+    sources = [SOURCES / name for name in _build.CPU_SOURCES]
+    ext = _build.build_extension('ssl_ops_avx2_test', sources, tmp_path,
+                                 extra_cflags=['-mno-avx512f'])
+    gen = torch.Generator().manual_seed(10)
+    for b, c, h, w, search, window, counts in [CASES[2], CASES[5], CASES[8], CASES[9]]:
+        image = torch.rand(b, c, h, w, generator=gen)
+        mask = random_mask(image.shape, counts, gen)
+        x64 = image.double().requires_grad_()
+        ref = patch_distances_reference(x64, mask, search, window)
+        upstream = torch.randn(ref.shape, generator=gen, dtype=torch.float64)
+        ref.backward(upstream)
+        p = search // 2
+        padded = torch.nn.functional.pad(image, (p, p, p, p), mode='reflect').contiguous()
+        pos = torch.nonzero(mask[:, 0]).contiguous()
+        results = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append((ext.forward(padded, pos, search, window),
+                            ext.backward(padded, pos, upstream.float(), search, window)))
+        d, grad_padded = results[0]
+        assert torch.equal(results[1][0], d) and torch.equal(results[1][1], grad_padded)
+        assert ((d.double() - ref).abs() <= 2e-6 * ref.abs() + 1e-12).all(), (search, window)
+        x = image.clone().requires_grad_()  # fold the padding's gradient back, as the op does
+        torch.nn.functional.pad(x, (p, p, p, p), mode='reflect').backward(grad_padded)
+        assert rel_err(x.grad, x64.grad) <= 1e-4, (search, window)
 
 
 def test_image_smaller_than_half_the_search_square_is_refused():

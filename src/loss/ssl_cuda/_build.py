@@ -84,8 +84,11 @@ def _exclusive(folder):
         yield
 
 
-def build_extension(name, sources, folder, with_cuda=False, verbose=False):
+def build_extension(name, sources, folder, with_cuda=False, verbose=False, extra_cflags=()):
     """Compiles ``sources`` into the Python module ``name`` inside ``folder`` and imports it.
+
+    ``extra_cflags`` go after the usual flags (the tests build the kernels for a smaller
+    instruction set, e.g. ``-mno-avx512f``, to check the code path other CPUs take).
 
     Raises utility.UserError (one line, pointing at ``folder/build.log``) when the
     compiler, ninja or the import fails.
@@ -98,6 +101,7 @@ def build_extension(name, sources, folder, with_cuda=False, verbose=False):
         cflags.append('-march=native')
     if with_cuda:
         cflags.append('-DSSL_WITH_CUDA')
+    cflags += list(extra_cflags)
     log = folder / 'build.log'
     try:
         with _exclusive(folder):

@@ -249,38 +249,38 @@ template <typename T, int NV, int64_t RS>
 void window_part(const T* Z, const T* Gp, const Geo& g, int64_t t, T* wk) {
   using V = typename VecOf<T>::type;
   constexpr int64_t L = kVectorBytes / sizeof(T);
-  constexpr int JY = NV == 2 ? 3 : 2, JX = NV == 2 ? 3 : 1;
+  constexpr int JY = 3, JX = 3;  // the blocks Geo allows for (its wy, wx)
   const int64_t zs = RS ? RS : g.stride, zplane = g.ZR * zs, x0 = t * g.TW;
   for (int64_t c = 0; c < g.C; ++c) {
     for (int64_t jy0 = 0; jy0 < g.W; jy0 += JY) {
       for (int64_t jx0 = 0; jx0 < g.W; jx0 += JX) {
-        V acc[JY][JX][NV];
-        for (int a = 0; a < JY; ++a) {
-          for (int b = 0; b < JX; ++b) {
-            for (int v = 0; v < NV; ++v) acc[a][b][v] = V{};
-          }
-        }
-        // Z row u meets G row u - jy: u runs over every row some jy of the block needs.
-        const T* zr = Z + c * zplane + jy0 * zs + x0 + jx0;
-        const T* gr = Gp + g.BT * zs + g.GC + x0;
-        for (int64_t i = 0; i < g.S + JY - 1; ++i, zr += zs, gr += zs) {
-          V zv[JX][NV];
-          for (int b = 0; b < JX; ++b) {
-            for (int v = 0; v < NV; ++v) zv[b][v] = load_once<V>(zr + b + v * L);
-          }
+        // One vector of lanes at a time (JY x JX accumulators, not NV times as many, so
+        // that none is spilled to memory), the vectors' sums added before the lane sums.
+        V total[JY][JX];
+        for (int v = 0; v < NV; ++v) {
+          V acc[JY][JX];
           for (int a = 0; a < JY; ++a) {
-            for (int v = 0; v < NV; ++v) {
-              const V gv = load_once<V>(gr - a * zs + v * L);
-              for (int b = 0; b < JX; ++b) acc[a][b][v] += gv * zv[b][v];
+            for (int b = 0; b < JX; ++b) acc[a][b] = V{};
+          }
+          // Z row u meets G row u - jy: u runs over every row some jy of the block needs.
+          const T* zr = Z + c * zplane + jy0 * zs + x0 + jx0 + v * L;
+          const T* gr = Gp + g.BT * zs + g.GC + x0 + v * L;
+          for (int64_t i = 0; i < g.S + JY - 1; ++i, zr += zs, gr += zs) {
+            V zv[JX];
+            for (int b = 0; b < JX; ++b) zv[b] = load_once<V>(zr + b);
+            for (int a = 0; a < JY; ++a) {
+              const V gv = load_once<V>(gr - a * zs);
+              for (int b = 0; b < JX; ++b) acc[a][b] += gv * zv[b];
             }
           }
+          for (int a = 0; a < JY; ++a) {
+            for (int b = 0; b < JX; ++b) total[a][b] = v == 0 ? acc[a][b] : total[a][b] + acc[a][b];
+          }
         }
-        T sum[JY][JX];  // every sum first, so that acc can stay in registers
+        T sum[JY][JX];  // every sum first, so that total can stay in registers
         for (int a = 0; a < JY; ++a) {
           for (int b = 0; b < JX; ++b) {
-            V s = acc[a][b][0];
-            for (int v = 1; v < NV; ++v) s += acc[a][b][v];
-            sum[a][b] = hsum<T>(s);
+            sum[a][b] = hsum<T>(total[a][b]);
           }
         }
         for (int a = 0; a < JY && jy0 + a < g.W; ++a) {
