@@ -192,8 +192,8 @@ def test_results_do_not_depend_on_the_thread_count():
 
 @pytest.mark.slow
 def test_pixels_crowded_in_a_few_rows_match_the_oracle_for_any_thread_count():
-    """An edge mask on a few rows: the work is split by pixel count inside those rows (a
-    band of two rows here), with each image's pieces added in a fixed order."""
+    """An edge mask on a few rows: the work is split by pixel count inside those rows (bands
+    shorter than a row here), with each image's pieces added in a fixed order."""
     gen = torch.Generator().manual_seed(8)
     image = torch.rand(2, 3, 30, 150, generator=gen)
     mask = torch.zeros(2, 1, 30, 150, dtype=torch.bool)
