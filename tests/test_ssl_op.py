@@ -232,14 +232,16 @@ def test_denormals_are_flushed_only_inside_the_op():
 
 @pytest.mark.slow
 @pytest.mark.skipif(platform.machine() not in ('x86_64', 'AMD64'), reason='x86 flags')
-def test_kernels_without_avx512_match_the_oracle(tmp_path):
+@pytest.mark.parametrize('flag, lanes', [('-mno-avx512f', 8), ('-march=x86-64', 4)])
+def test_kernels_for_smaller_vectors_match_the_oracle(tmp_path, flag, lanes):
     """Built with -mno-avx512f the kernels use 8-lane vectors (the path of AVX2-only CPUs,
-    e.g. AMD EPYC before Zen 4): same values, any thread count."""
+    e.g. AMD EPYC before Zen 4), with -march=x86-64 (SSE2) 4-lane ones, as on ARM's NEON:
+    same values, any thread count."""
     if 'avx512f' not in _build._cpu_signature():
-        pytest.skip('this CPU has no AVX-512: the default build already takes that path')
+        pytest.skip('this CPU has no AVX-512: the default build already takes a smaller path')
     sources = [SOURCES / name for name in _build.CPU_SOURCES]
-    ext = _build.build_extension('ssl_ops_avx2_test', sources, tmp_path,
-                                 extra_cflags=['-mno-avx512f'])
+    ext = _build.build_extension(f'ssl_ops_{lanes}_lanes_test', sources, tmp_path,
+                                 extra_cflags=[flag])
     gen = torch.Generator().manual_seed(10)
     for b, c, h, w, search, window, counts in [CASES[2], CASES[5], CASES[8], CASES[9]]:
         image = torch.rand(b, c, h, w, generator=gen)

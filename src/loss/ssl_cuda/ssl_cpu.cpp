@@ -38,8 +38,10 @@ namespace {
 
 #if defined(__AVX512F__)
 constexpr int kVectorBytes = 64;
-#else
+#elif defined(__AVX__)
 constexpr int kVectorBytes = 32;
+#else
+constexpr int kVectorBytes = 16;  // SSE2, NEON: the vectors the machine's registers hold
 #endif
 
 // Vectors of kVectorBytes (GCC/Clang vector extensions: the compiler maps them onto the
@@ -85,10 +87,11 @@ inline V swap_blocks(const V& v, int flip) {
 template <typename T, typename V>
 inline T hsum(V v) {
   constexpr int n = sizeof(V) / sizeof(T);
-  static_assert(n == 4 || n == 8 || n == 16, "vectors of 4, 8 or 16 lanes");
+  static_assert(n == 2 || n == 4 || n == 8 || n == 16, "vectors of 2 to 16 lanes");
   if constexpr (n == 16) v += swap_blocks<T>(v, 8);
   if constexpr (n >= 8) v += swap_blocks<T>(v, 4);
-  return (v[0] + v[1]) + (v[2] + v[3]);
+  if constexpr (n == 2) return v[0] + v[1];
+  else return (v[0] + v[1]) + (v[2] + v[3]);
 }
 
 // n zero-initialised values starting on a 64-byte boundary. (Where the rows of the scratch

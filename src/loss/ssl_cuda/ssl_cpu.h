@@ -18,14 +18,16 @@ namespace ssl_ops {
 // nothing a float sum of these magnitudes can hold.
 class FlushDenormals {
  public:
+  FlushDenormals(const FlushDenormals&) = delete;
+  FlushDenormals& operator=(const FlushDenormals&) = delete;
 #if defined(__SSE__)
   FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040); }
   ~FlushDenormals() { _mm_setcsr(saved_); }
-  FlushDenormals(const FlushDenormals&) = delete;
-  FlushDenormals& operator=(const FlushDenormals&) = delete;
 
  private:
   unsigned saved_;
+#else
+  FlushDenormals() {}  // elsewhere: IEEE arithmetic, at its speed
 #endif
 };
 
