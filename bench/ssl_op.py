@@ -210,12 +210,14 @@ def train_batch_figures(repeat):
 
 def build_revision(rev):
     """The CPU op module of git revision rev, built (once) into .cache/ssl_ops/rev-<sha>/."""
+    import utility
     from loss.ssl_cuda import _build
 
     sha = subprocess.run(['git', 'rev-parse', '--verify', f'{rev}^{{commit}}'], cwd=REPO,
                          capture_output=True, text=True)
     if sha.returncode != 0:
-        raise SystemExit(f'--against: {rev!r} is not a commit of this repository')
+        raise utility.UserError(f'--against: {rev!r} is not a commit of this repository; give a '
+                                'commit, tag or branch (git log --oneline lists them)')
     sha = sha.stdout.strip()
     listing = subprocess.run(['git', 'ls-tree', '--name-only', sha, 'src/loss/ssl_cuda/'],
                              cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
@@ -350,4 +352,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    import utility
+    sys.exit(utility.run_cli(main, 'ssl_op.py'))

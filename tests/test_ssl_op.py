@@ -5,6 +5,7 @@ The oracle (loss.ssl_cuda.reference) indexes every term straight from the defini
 orders rows with torch.nonzero, so agreement also checks the row order.
 """
 import ctypes
+import os
 import platform
 import re
 import shutil
@@ -601,3 +602,34 @@ def test_bench_runs_and_reports_the_op():
     cuda = subprocess.run([sys.executable, str(BENCH), '--cuda'], capture_output=True,
                           text=True, timeout=120)
     assert cuda.returncode == 0 and 'CUDA' in cuda.stdout
+
+
+def test_bench_against_an_unknown_revision_is_one_line_exit_2():
+    run = subprocess.run([sys.executable, str(BENCH), '--against', 'no-such-revision-xyz'],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.count('\n') == 1 and 'is not a commit of this repository' in run.stderr
+
+
+@pytest.mark.slow
+def test_bench_against_a_revision_builds_it_from_git_and_compares(tmp_path):
+    """--against HEAD: the committed kernel, built from git into the cache folder, timed beside
+    the working tree's; where the two are the same code they agree exactly."""
+    head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=BENCH.parents[1],
+                          capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip('not a git checkout')
+    changed = subprocess.run(['git', 'status', '--porcelain', '--', 'src/loss/ssl_cuda'],
+                             cwd=BENCH.parents[1], capture_output=True, text=True).stdout
+    env = {**os.environ, 'SSL_OPS_CACHE': str(tmp_path)}
+    run = subprocess.run([sys.executable, str(BENCH), '--against', 'HEAD', '--repeat', '1'],
+                         capture_output=True, text=True, timeout=900, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert any(p.name.startswith('rev-' + head.stdout.strip()[:12]) for p in tmp_path.iterdir())
+    rows = [line for line in run.stdout.splitlines() if 'agreement' not in line and ' D ' in line]
+    assert len(rows) == 3  # random, edges, training batch
+    for line in rows:
+        d_err, g_err = re.search(r'D ([0-9.e+-]+), grad ([0-9.e+-]+)', line).groups()
+        assert float(d_err) < 1e-5 and float(g_err) < 1e-4
+        if not changed:  # the same sources: the same numbers
+            assert float(d_err) == 0 and float(g_err) == 0
