@@ -12,6 +12,7 @@ import option
 import utility
 from loss import ssl as ssl_module
 from loss.ssl import SSL, edge_mask, make_loss
+from loss.ssl_cuda import graph_loss, patch_distances
 from loss.ssl_cuda.reference import ssl_loss_reference
 
 REPO = Path(__file__).resolve().parent.parent
@@ -190,17 +191,80 @@ def test_hr_graph_carries_no_gradient():
 
 
 def test_one_op_call_per_batch(monkeypatch):
+    """The whole batch goes to the compiled op at once: training on the CPU, one fused call;
+    without a gradient, one distance call for SR and one for HR."""
     calls = []
-    real = ssl_module.patch_distances
+    real, real_fused = ssl_module.patch_distances, ssl_module.ssl_loss_fused
 
-    def counting(image, mask, search, window):
-        calls.append(image.shape[0])
-        return real(image, mask, search, window)
+    def counting(image, mask, *rest):
+        calls.append(('distances', image.shape[0]))
+        return real(image, mask, *rest)
+
+    def counting_fused(sr, hr, mask, *rest):
+        calls.append(('fused', sr.shape[0]))
+        return real_fused(sr, hr, mask, *rest)
 
     monkeypatch.setattr(ssl_module, 'patch_distances', counting)
+    monkeypatch.setattr(ssl_module, 'ssl_loss_fused', counting_fused)
     sr, hr = real_pair(n=4, size=32)
-    SSL(search=11, window=5)(sr.requires_grad_(), hr).backward()
-    assert calls == [4, 4]  # the SR batch and the HR batch, whole
+    SSL(search=11, window=5)(sr.clone().requires_grad_(), hr).backward()
+    assert calls == [('fused', 4)]
+    calls.clear()
+    with torch.no_grad():
+        SSL(search=11, window=5)(sr, hr)
+    assert calls == [('distances', 4), ('distances', 4)]  # the SR batch and the HR batch
+
+
+def _two_step(criterion, sr, hr):
+    """The SSL loss from the op and the graph arithmetic, as the non-fused path computes it."""
+    mask = edge_mask(hr, criterion.rgb_range, criterion.threshold, criterion.stride)
+    scale = 1.0 / criterion.rgb_range
+    d_sr = patch_distances(sr * scale, mask, criterion.search, criterion.window)
+    with torch.no_grad():
+        d_hr = patch_distances(hr * scale, mask, criterion.search, criterion.window)
+    return graph_loss(d_sr, d_hr, sr.shape[1], criterion.window, criterion.sigma,
+                      criterion.normalize, criterion.kl)
+
+
+@pytest.mark.parametrize('channels, search, window, normalize, kl, stride', [
+    (3, 25, 9, True, 1.0, 3),     # the defaults, training stride
+    (3, 11, 5, False, 0.5, 1),
+    (1, 13, 7, True, 0.0, 2),
+    (3, 41, 9, True, 1.0, 3),     # offsets past 32 lanes
+])
+def test_fused_loss_equals_the_two_step_form(channels, search, window, normalize, kl, stride):
+    """Training on the CPU takes one compiled pass (distances, graphs, loss and gradient);
+    it gives the loss and gradient of the op + graph arithmetic to float rounding."""
+    sr, hr = real_pair(n=3, size=48)
+    if channels == 1:
+        sr, hr = sr[:, :1].contiguous(), hr[:, :1].contiguous()
+    criterion = SSL(search=search, window=window, sigma=0.004, stride=stride, kl=kl,
+                    normalize=normalize)
+    x, y = sr.clone().requires_grad_(), sr.clone().requires_grad_()
+    fused = criterion(x, hr)
+    (100 * fused).backward()
+    two_step = _two_step(criterion, y, hr)
+    (100 * two_step).backward()
+    assert fused.item() == pytest.approx(two_step.item(), rel=1e-6)
+    assert (x.grad - y.grad).abs().max() <= 1e-4 * y.grad.abs().max()
+
+
+def test_fused_loss_is_the_same_for_any_thread_count():
+    sr, hr = real_pair(n=4, size=64)
+    criterion = SSL(stride=1)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            x = sr.clone().requires_grad_()
+            value = criterion(x, hr)
+            value.backward()
+            results.append((value.detach(), x.grad))
+    finally:
+        torch.set_num_threads(before)
+    for value, grad in results[1:]:
+        assert torch.equal(value, results[0][0]) and torch.equal(grad, results[0][1])
 
 
 def test_make_loss_maps_the_flags():

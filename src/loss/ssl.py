@@ -8,13 +8,15 @@ self-similarity graph over the pixel's search square; the loss compares the two 
     loss = mean |S_sr - S_hr| + kl * kl_div(log S_sr, S_hr, 'mean')  (both clamped at 1e-10)
 
 The HR graph carries no gradient. A batch without an edge pixel gives 0 (still connected
-to the SR graph, so backward works).
+to the SR graph, so backward works). Training on the CPU in float32, the whole loss (both
+images' distances, the graphs, the loss and its SR gradient) is one compiled pass
+(``loss.ssl_cuda.ssl_loss_fused``), equal to the two-step form to float rounding.
 """
 import torch
 import torch.nn as nn
 
 import utility
-from loss.ssl_cuda import graph_loss, patch_distances
+from loss.ssl_cuda import can_fuse, graph_loss, patch_distances, ssl_loss_fused
 
 # PIL's convert('L') weights (ITU-R 601-2 luma in 16-bit fixed point).
 _LUMA = (19595, 38470, 7471)
@@ -116,6 +118,11 @@ class SSL(nn.Module):
                 f'SSL needs images of at least search//2+1 = {need} pixels per side for search '
                 f'{self.search}, got {sr.shape[-2]}x{sr.shape[-1]}; use a smaller --ssl_search '
                 f'or a larger --patch_size')
+        if (torch.is_grad_enabled() and sr.requires_grad and can_fuse(sr, hr, self.search)
+                and bool(mask.any())):
+            # Training on the CPU: one compiled pass for distances, graphs, loss and gradient.
+            return ssl_loss_fused(sr * scale, hr * scale, mask, self.search, self.window,
+                                  self.sigma, self.normalize, self.kl)
         d_sr = patch_distances(sr * scale, mask, self.search, self.window)
         if d_sr.shape[0] == 0:
             return d_sr.sum()  # 0, connected to sr

@@ -14,6 +14,9 @@ given; the SSL loss passes images scaled to [0, 1].
 C++ kernel on CPU (parallel, deterministic), CUDA kernel on GPU; built on first use
 (see _build.py). ``reference.patch_distances_reference`` is the slow pure-PyTorch oracle.
 ``graph`` and ``graph_loss`` (graph.py) turn distances into the SSL graphs and loss.
+``ssl_loss_fused`` does the whole loss (both images' distances, graphs, loss and the SR
+gradient) in one compiled pass on CPU, float32: what ``loss.ssl.SSL`` uses when training on
+the CPU.
 """
 import contextlib
 
@@ -112,4 +115,50 @@ def patch_distances(image, mask, search=25, window=9):
     return _PatchDistances.apply(padded.contiguous(), pos, search, window)
 
 
-__all__ = ['patch_distances', 'graph', 'graph_loss']
+class _FusedSSLLoss(torch.autograd.Function):
+    """The SSL loss from one compiled pass, which also makes dloss/dSR_padded; backward folds
+    that back through the reflect padding and scales it by the incoming gradient."""
+
+    @staticmethod
+    def forward(ctx, sr, hr, pos, search, window, a, normalize, kl):
+        p = search // 2
+        sr_padded = F.pad(sr, (p, p, p, p), mode='reflect').contiguous()
+        hr_padded = F.pad(hr, (p, p, p, p), mode='reflect').contiguous()
+        loss, grad_padded = _build.load().ssl_loss(sr_padded, hr_padded, pos, search, window, a,
+                                                   normalize, kl)
+        ctx.save_for_backward(sr, grad_padded)
+        ctx.p = p
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss):
+        sr, grad_padded = ctx.saved_tensors
+        p = ctx.p
+        grad = torch.ops.aten.reflection_pad2d_backward(grad_padded, sr, [p, p, p, p])
+        return grad * grad_loss, None, None, None, None, None, None, None
+
+
+def can_fuse(sr, hr, search):
+    """Whether ssl_loss_fused serves these inputs: CPU float32 images, search > 1."""
+    return (sr.device.type == 'cpu' and hr.device.type == 'cpu' and search > 1
+            and sr.dtype == torch.float32 and hr.dtype == torch.float32)
+
+
+def ssl_loss_fused(sr, hr, mask, search, window, sigma, normalize=True, kl=1.0):
+    """The SSL loss of ``graph_loss(patch_distances(sr, ...), patch_distances(hr, ...), ...)``
+    (HR without gradient) in one compiled pass: CPU, float32 (``can_fuse``), mask with at
+    least one pixel. Equal to the two-step form to float rounding; it never makes the
+    [N, search^2] distance and gradient arrays."""
+    _check(sr, mask, search, window)
+    if tuple(hr.shape) != tuple(sr.shape):
+        raise ValueError(f'ssl_loss_fused: hr {tuple(hr.shape)} and sr {tuple(sr.shape)} differ')
+    pos = torch.nonzero(mask[:, 0]).contiguous()
+    if pos.shape[0] == 0:
+        raise ValueError('ssl_loss_fused: the mask has no pixel')
+    a = 1.0 / (sr.shape[1] * window * window * sigma)
+    return _FusedSSLLoss.apply(sr, hr.detach(), pos, search, window, a, bool(normalize),
+                               float(kl))
+
+
+__all__ = ['patch_distances', 'graph', 'graph_loss', 'ssl_loss_fused', 'can_fuse']

@@ -93,6 +93,14 @@ std::tuple<at::Tensor, at::Tensor> graph_loss(const at::Tensor& d_sr, const at::
   return {at::scalar_tensor(loss, d_sr.options()), grad};
 }
 
+// The fused SSL loss on CPU: padded float32 SR and HR [B, C, Hp, Wp], positions [N, 3]
+// (N >= 1), a = 1 / (C * window^2 * sigma). Returns (loss as a 0-dim float32 tensor,
+// dloss/dSR_padded).
+std::tuple<at::Tensor, at::Tensor> ssl_loss(const at::Tensor& sr, const at::Tensor& hr,
+                                            const at::Tensor& pos, int64_t search,
+                                            int64_t window, double a, bool normalize,
+                                            double kl);
+
 void check_common(const at::Tensor& padded, const at::Tensor& pos, int64_t search,
                   int64_t window) {
   TORCH_CHECK(padded.dim() == 4 && padded.is_contiguous(),
@@ -171,6 +179,27 @@ at::Tensor backward(const at::Tensor& padded, const at::Tensor& pos, const at::T
 #endif
 }
 
+std::tuple<at::Tensor, at::Tensor> ssl_loss(const at::Tensor& sr, const at::Tensor& hr,
+                                            const at::Tensor& pos, int64_t search,
+                                            int64_t window, double a, bool normalize,
+                                            double kl) {
+  check_common(sr, pos, search, window);
+  TORCH_CHECK(!sr.is_cuda() && sr.scalar_type() == at::kFloat && hr.scalar_type() == at::kFloat &&
+                  hr.is_contiguous() && hr.sizes() == sr.sizes() && !hr.is_cuda() &&
+                  pos.size(0) >= 1,
+              "ssl_ops: the fused loss needs two contiguous float32 CPU images of one shape "
+              "and at least one masked pixel");
+  at::Tensor grad = at::zeros_like(sr);
+  const ssl_ops::Shape s = shape_of(sr, pos, search, window);
+  const double n = static_cast<double>(pos.size(0)) * search * search;
+  const ssl_ops::GraphLossArgs la{static_cast<float>(a), static_cast<float>(kl),
+                                  static_cast<float>(-a / n), normalize};
+  const double loss = ssl_ops::ssl_loss_cpu(sr.data_ptr<float>(), hr.data_ptr<float>(),
+                                            pos.data_ptr<int64_t>(), s, la,
+                                            grad.data_ptr<float>(), at::get_num_threads());
+  return {at::scalar_tensor(loss, sr.options()), grad};
+}
+
 bool has_cuda() {
 #ifdef SSL_WITH_CUDA
   return true;
@@ -192,5 +221,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("graph_loss", &graph_loss,
         "SSL loss from float32 CPU distances: (loss, dloss/dd_sr or None)", py::arg("d_sr"),
         py::arg("d_hr"), py::arg("a"), py::arg("normalize"), py::arg("kl"), py::arg("need_grad"));
+  m.def("ssl_loss", &ssl_loss,
+        "fused SSL loss on CPU float32 padded images: (loss, dloss/dSR_padded)", py::arg("sr"),
+        py::arg("hr"), py::arg("pos"), py::arg("search"), py::arg("window"), py::arg("a"),
+        py::arg("normalize"), py::arg("kl"));
   m.def("has_cuda", &has_cuda, "whether this build contains the CUDA kernels");
 }

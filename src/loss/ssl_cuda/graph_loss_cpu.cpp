@@ -109,6 +109,13 @@ RowSums row_loss(const float* __restrict__ ds, const float* __restrict__ dh,
 
 }  // namespace
 
+GraphRowSums graph_loss_row(const float* d_sr, const float* d_hr, float* buf, float* grad,
+                            int64_t ss, const GraphLossArgs& la) {
+  const RowSums r = row_loss(d_sr, d_hr, buf, buf + ss, buf + 2 * ss, buf + 3 * ss,
+                             buf + 4 * ss, grad, ss, la.a, la.kl, la.normalize, la.c);
+  return {r.l1, r.kl};
+}
+
 // a = 1 / (C * window^2 * sigma).
 double graph_loss(const float* ps, const float* ph, int64_t n, int64_t ss, double a,
                   bool normalize, double kl, float* pg, int threads) {

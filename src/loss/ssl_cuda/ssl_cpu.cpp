@@ -20,6 +20,10 @@
 //   dA[u]   -= 2 sum_k G[u-k] A[m+k] - 2 A[u] sum_k G[u-k]         (square_part; u inside)
 // two correlations of G with the image, done in vector lanes like the forward.
 //
+// ssl_loss_cpu (the loss while training on the CPU) runs the three per pixel: SR and HR
+// distances, the graph arithmetic of the row (graph_loss_cpu.cpp) and that row's gradient,
+// so the [N, S*S] arrays are never written.
+//
 // Work is split into bands of masked pixels (split_bands) that depend on the mask only. The
 // forward writes disjoint output rows; the backward adds each band into a private buffer and
 // the buffers are added in a fixed order, so results do not depend on the number of threads.
@@ -399,89 +403,152 @@ void forward_band(const T* A, const int64_t* pos, const Geo& g, const Band& band
   }
 }
 
-// The band's gradient on its reach (padded rows [rlo, rhi + 2P], columns [clo, chi + 2P]).
+// Scratch buffers of the backward for one band (one set per thread at a time).
+template <typename T>
+struct BackwardScratch {
+  Aligned<T> Z, Gp, tq, hb, gb;
+  std::vector<T> wk;
+  BackwardScratch(const Geo& g, int64_t zs)
+      : Z(g.C * g.ZR * zs),
+        Gp(g.GR * zs),
+        tq(g.C * g.TR * g.XW),
+        hb((g.S + 2 * g.K) * g.XW),
+        gb(g.S * g.XW),
+        wk(g.C * g.W * g.W) {}
+};
+
+// Adds the gradient of sum_d G[d] D[m, d] for one pixel, whose square is in w.Z, into ga: the
+// band's buffer of GH rows of GW values, the square's corner at (gy, gx). gq: G's row (S*S
+// values; reading XW values from a row must stay before gend, else it goes one at a time).
+template <typename T, int NV, int64_t RS>
+void backward_pixel(const T* gq, const T* gend, const Geo& g, BackwardScratch<T>& w, T* ga,
+                    int64_t GH, int64_t GW, int64_t gy, int64_t gx) {
+  using V = typename VecOf<T>::type;
+  constexpr int64_t L = kVectorBytes / sizeof(T);
+  const int64_t K = g.K, P = g.P, S = g.S, W = g.W, XW = g.XW;
+  const int64_t zs = RS ? RS : g.stride, zplane = g.ZR * zs;
+  T* Gp = w.Gp.data();
+  for (int64_t iy = 0; iy < S; ++iy) copy_row(gq + iy * S, gend, g, Gp + (iy + g.BT) * zs + g.GC);
+  // gs = sum_d G[d]; gb[s] = sum_k G[s + K - k], the box sum of G over the window (along
+  // rows into hb, then down the columns), lanes in vectors.
+  V vs = {};
+  for (int64_t iy = 0; iy < S; ++iy) {
+    for (int64_t x0 = 0; x0 < XW; x0 += L) vs += load<V>(Gp + (iy + g.BT) * zs + g.GC + x0);
+  }
+  const T gs = hsum<T>(vs);
+  for (int64_t r = 0; r < S + 2 * K; ++r) {
+    const T* gr = Gp + (r - K + g.BT) * zs + g.GC + K;
+    for (int64_t x0 = 0; x0 < XW; x0 += L) {
+      V h = load<V>(gr + x0);
+      for (int64_t jx = 1; jx < W; ++jx) h += load<V>(gr + x0 - jx);
+      store(w.hb.data() + r * XW + x0, h);
+    }
+  }
+  for (int64_t sy = 0; sy < S; ++sy) {
+    for (int64_t x0 = 0; x0 < XW; x0 += L) {
+      const T* h = w.hb.data() + (sy + 2 * K) * XW + x0;
+      V o = load<V>(h);
+      for (int64_t jy = 1; jy < W; ++jy) o += load<V>(h - jy * XW);
+      store(w.gb.data() + sy * XW + x0, o);
+    }
+  }
+  std::fill(w.wk.begin(), w.wk.end(), T(0));
+  const T* Z = w.Z.data();
+  for (int64_t t = 0; t < g.NT; ++t) {
+    window_part<T, NV, RS>(Z, Gp, g, t, w.wk.data());
+    for (int64_t c0 = 0; c0 < g.C; c0 += 3) {
+      const int64_t n = std::min<int64_t>(3, g.C - c0);
+      if (n == 3) square_part<T, NV, 3, RS>(Z, Gp, g, t, c0, w.tq.data());
+      else if (n == 2) square_part<T, NV, 2, RS>(Z, Gp, g, t, c0, w.tq.data());
+      else square_part<T, NV, 1, RS>(Z, Gp, g, t, c0, w.tq.data());
+    }
+  }
+  for (int64_t c = 0; c < g.C; ++c) {
+    const T* zc = Z + c * zplane;
+    T* gc = ga + c * GH * GW;
+    // The square: -2 (tq - Z gb); past lane S, Z is 0 and tq is dropped.
+    for (int64_t sy = 0; sy < S; ++sy) {
+      const T* tr = w.tq.data() + (c * g.TR + sy) * XW;
+      const T* zr = zc + (sy + K) * zs + K;
+      const T* br = w.gb.data() + sy * XW;
+      T* o = gc + (gy + sy) * GW + gx;
+      for (int64_t j = 0; j < XW; j += L) {
+        V d = T(2) * (load<V>(zr + j) * load<V>(br + j) - load<V>(tr + j));
+        if (j + L > S) d = lanes_below<V, T>(d, j, S);
+        store(o + j, load<V>(o + j) + d);
+      }
+    }
+    // The window: 2 (gs a - wk).
+    for (int64_t jy = 0; jy < W; ++jy) {
+      const T* ar = zc + (P + jy) * zs + P;
+      const T* wr = w.wk.data() + (c * W + jy) * W;
+      T* o = gc + (gy + P - K + jy) * GW + gx + P - K;
+      for (int64_t jx = 0; jx < W; ++jx) o[jx] += T(2) * (gs * ar[jx] - wr[jx]);
+    }
+  }
+}
+
+// A band's gradient buffer covers its reach, padded rows [rlo, rhi + 2P] and columns
+// [clo, chi + 2P], with XW - S spare values per row so that a square's rows are added in
+// whole vectors: GH rows of GW values.
+inline int64_t reach_rows(const Geo& g, const Band& band) {
+  return band.rhi - band.rlo + 1 + 2 * g.P;
+}
+inline int64_t reach_pitch(const Geo& g, const Band& band) {
+  return band.chi - band.clo + 1 + 2 * g.P + g.XW - g.S;
+}
+
 template <typename T, int NV, int64_t RS>
 void backward_band(const T* A, const int64_t* pos, const T* G, const Geo& g, const Band& band,
                    std::vector<T>& ga) {
-  using V = typename VecOf<T>::type;
-  constexpr int64_t L = kVectorBytes / sizeof(T);
-  // Rows of the band's buffer have XW - S spare values, so a square's rows are added in
-  // whole vectors.
-  const int64_t GH = band.rhi - band.rlo + 1 + 2 * g.P;
-  const int64_t GW = band.chi - band.clo + 1 + 2 * g.P + g.XW - g.S;
-  const int64_t K = g.K, P = g.P, S = g.S, W = g.W, XW = g.XW;
   const FlushDenormals flush;
-  const int64_t zs = RS ? RS : g.stride, zplane = g.ZR * zs;
+  const int64_t GH = reach_rows(g, band), GW = reach_pitch(g, band);
+  const int64_t zs = RS ? RS : g.stride;
   ga.assign(g.C * GH * GW, T(0));
-  Aligned<T> Z(g.C * zplane), Gp(g.GR * zs), tq(g.C * g.TR * XW), hb((S + 2 * K) * XW),
-      gb(S * XW);
-  std::vector<T> wk(g.C * W * W);
+  BackwardScratch<T> w(g, zs);
   const T* img = A + band.b * g.C * g.Hp * g.Wp;
   const T* end = img + g.C * g.Hp * g.Wp;
   const T* gend = G + band.q1 * g.SS;
   for (int64_t q = band.q0; q < band.q1; ++q) {
     const int64_t y = pos[3 * q + 1], x = pos[3 * q + 2];
-    fill_square(img, end, y, x, g, zs, Z.data());
-    const T* gq = G + q * g.SS;
-    for (int64_t iy = 0; iy < S; ++iy) copy_row(gq + iy * S, gend, g, Gp.data() + (iy + g.BT) * zs + g.GC);
-    // gs = sum_d G[d]; gb[s] = sum_k G[s + K - k], the box sum of G over the window (along
-    // rows into hb, then down the columns), lanes in vectors.
-    V vs = {};
-    for (int64_t iy = 0; iy < S; ++iy) {
-      for (int64_t x0 = 0; x0 < XW; x0 += L) vs += load<V>(Gp.data() + (iy + g.BT) * zs + g.GC + x0);
-    }
-    const T gs = hsum<T>(vs);
-    for (int64_t r = 0; r < S + 2 * K; ++r) {
-      const T* gr = Gp.data() + (r - K + g.BT) * zs + g.GC + K;
-      for (int64_t x0 = 0; x0 < XW; x0 += L) {
-        V h = load<V>(gr + x0);
-        for (int64_t jx = 1; jx < W; ++jx) h += load<V>(gr + x0 - jx);
-        store(hb.data() + r * XW + x0, h);
-      }
-    }
-    for (int64_t sy = 0; sy < S; ++sy) {
-      for (int64_t x0 = 0; x0 < XW; x0 += L) {
-        const T* h = hb.data() + (sy + 2 * K) * XW + x0;
-        V o = load<V>(h);
-        for (int64_t jy = 1; jy < W; ++jy) o += load<V>(h - jy * XW);
-        store(gb.data() + sy * XW + x0, o);
-      }
-    }
-    std::fill(wk.begin(), wk.end(), T(0));
-    for (int64_t t = 0; t < g.NT; ++t) {
-      window_part<T, NV, RS>(Z.data(), Gp.data(), g, t, wk.data());
-      for (int64_t c0 = 0; c0 < g.C; c0 += 3) {
-        const int64_t n = std::min<int64_t>(3, g.C - c0);
-        if (n == 3) square_part<T, NV, 3, RS>(Z.data(), Gp.data(), g, t, c0, tq.data());
-        else if (n == 2) square_part<T, NV, 2, RS>(Z.data(), Gp.data(), g, t, c0, tq.data());
-        else square_part<T, NV, 1, RS>(Z.data(), Gp.data(), g, t, c0, tq.data());
-      }
-    }
-    const int64_t gy = y - band.rlo, gx = x - band.clo;  // the square's corner in the reach
-    for (int64_t c = 0; c < g.C; ++c) {
-      const T* zc = Z.data() + c * zplane;
-      T* gc = ga.data() + c * GH * GW;
-      // The square: -2 (tq - Z gb); past lane S, Z is 0 and tq is dropped.
-      for (int64_t sy = 0; sy < S; ++sy) {
-        const T* tr = tq.data() + (c * g.TR + sy) * XW;
-        const T* zr = zc + (sy + K) * zs + K;
-        const T* br = gb.data() + sy * XW;
-        T* o = gc + (gy + sy) * GW + gx;
-        for (int64_t j = 0; j < XW; j += L) {
-          V d = T(2) * (load<V>(zr + j) * load<V>(br + j) - load<V>(tr + j));
-          if (j + L > S) d = lanes_below<V, T>(d, j, S);
-          store(o + j, load<V>(o + j) + d);
-        }
-      }
-      // The window: 2 (gs a - wk).
-      for (int64_t jy = 0; jy < W; ++jy) {
-        const T* ar = zc + (P + jy) * zs + P;
-        const T* w = wk.data() + (c * W + jy) * W;
-        T* o = gc + (gy + P - K + jy) * GW + gx + P - K;
-        for (int64_t jx = 0; jx < W; ++jx) o[jx] += T(2) * (gs * ar[jx] - w[jx]);
-      }
-    }
+    fill_square(img, end, y, x, g, zs, w.Z.data());
+    backward_pixel<T, NV, RS>(G + q * g.SS, gend, g, w, ga.data(), GH, GW, y - band.rlo,
+                              x - band.clo);
   }
+}
+
+// The fused SSL loss for one band (float32): per pixel the SR and HR distances, the graphs'
+// loss terms and dloss/dD_sr (graph_loss_row), and at once that row's gradient into the
+// band's buffer, so no [N, S*S] array is written. Adds the band's L1 and KL sums to sums.
+template <int NV, int64_t RS>
+void loss_band(const float* SR, const float* HR, const int64_t* pos, const Geo& g,
+               const Band& band, const GraphLossArgs& la, std::vector<float>& ga,
+               double sums[2]) {
+  const FlushDenormals flush;
+  const int64_t GH = reach_rows(g, band), GW = reach_pitch(g, band);
+  const int64_t zs = RS ? RS : g.stride, SS = g.SS;
+  ga.assign(g.C * GH * GW, 0.0f);
+  BackwardScratch<float> w(g, zs);
+  Aligned<float> zh(g.C * g.ZR * zs);
+  std::vector<float> dsr(SS), dhr(SS), grow(SS + g.XW), rows(5 * SS);
+  const int64_t offset = band.b * g.C * g.Hp * g.Wp;
+  const float* end_sr = SR + offset + g.C * g.Hp * g.Wp;
+  const float* end_hr = HR + offset + g.C * g.Hp * g.Wp;
+  double l1 = 0.0, kl = 0.0;
+  for (int64_t q = band.q0; q < band.q1; ++q) {
+    const int64_t y = pos[3 * q + 1], x = pos[3 * q + 2];
+    fill_square(SR + offset, end_sr, y, x, g, zs, w.Z.data());
+    fill_square(HR + offset, end_hr, y, x, g, zs, zh.data());
+    forward_pixel<float, NV, RS>(w.Z.data(), g, dsr.data());
+    forward_pixel<float, NV, RS>(zh.data(), g, dhr.data());
+    const GraphRowSums r = graph_loss_row(dsr.data(), dhr.data(), rows.data(), grow.data(), SS, la);
+    l1 += r.l1;
+    kl += r.kl;
+    backward_pixel<float, NV, RS>(grow.data(), grow.data() + grow.size(), g, w, ga.data(), GH,
+                                  GW, y - band.rlo, x - band.clo);
+  }
+  sums[0] = l1;
+  sums[1] = kl;
 }
 
 template <typename T, int NV, int64_t RS>
@@ -497,6 +564,36 @@ void backward_all(const T* a, const int64_t* p, const T* gr, const Geo& g,
                   int workers) {
   for_each_band(bands, workers,
                 [&](int64_t k) { backward_band<T, NV, RS>(a, p, gr, g, bands[k], local[k]); });
+}
+
+// out (the padded image's gradient) += the bands' buffers, in a fixed order: bands of one
+// image in band order (images in parallel), so the sums do not depend on the threads.
+template <typename T>
+void add_bands(const std::vector<Band>& bands, const Geo& g, std::vector<std::vector<T>>& local,
+               T* out, int workers) {
+  std::vector<int64_t> first(1, 0);
+  for (int64_t k = 1; k < static_cast<int64_t>(bands.size()); ++k) {
+    if (bands[k].b != bands[k - 1].b) first.push_back(k);
+  }
+  first.push_back(static_cast<int64_t>(bands.size()));
+  const int64_t plane = g.Hp * g.Wp;
+  const int64_t images = static_cast<int64_t>(first.size()) - 1;
+#pragma omp parallel for num_threads(workers) schedule(static)
+  for (int64_t i = 0; i < images; ++i) {
+    for (int64_t k = first[i]; k < first[i + 1]; ++k) {
+      const Band& band = bands[k];
+      const int64_t GH = reach_rows(g, band), pitch = reach_pitch(g, band);
+      const int64_t GW = pitch - (g.XW - g.S);
+      for (int64_t c = 0; c < g.C; ++c) {
+        for (int64_t y = 0; y < GH; ++y) {
+          const T* __restrict__ src = local[k].data() + (c * GH + y) * pitch;
+          T* __restrict__ dst = out + (band.b * g.C + c) * plane + (band.rlo + y) * g.Wp + band.clo;
+          for (int64_t x = 0; x < GW; ++x) dst[x] += src[x];
+        }
+      }
+      std::vector<T>().swap(local[k]);
+    }
+  }
 }
 
 // Calls f with the kernel's compile-time choices: <NV, fixed stride or 0>.
@@ -540,30 +637,28 @@ void patch_distances_backward(const T* a, const int64_t* p, const T* gr, const S
   dispatch(g, [&](auto nv, auto rs) {
     backward_all<T, nv(), rs()>(a, p, gr, g, bands, local, workers);
   });
-  // Fixed-order reduction: bands of one image in band order; images in parallel.
-  std::vector<int64_t> first(1, 0);
-  for (int64_t k = 1; k < static_cast<int64_t>(bands.size()); ++k) {
-    if (bands[k].b != bands[k - 1].b) first.push_back(k);
+  add_bands(bands, g, local, out, workers);
+}
+
+double ssl_loss_cpu(const float* sr, const float* hr, const int64_t* p, const Shape& s,
+                    const GraphLossArgs& la, float* out, int threads) {
+  const Geo g(s, kVectorBytes / sizeof(float));
+  const std::vector<Band> bands = split_bands(p, s.n);
+  const int workers = workers_for(s, threads, static_cast<int64_t>(bands.size()));
+  std::vector<std::vector<float>> local(bands.size());
+  std::vector<double> sums(2 * bands.size(), 0.0);
+  dispatch(g, [&](auto nv, auto rs) {
+    for_each_band(bands, workers, [&](int64_t k) {
+      loss_band<nv(), rs()>(sr, hr, p, g, bands[k], la, local[k], sums.data() + 2 * k);
+    });
+  });
+  add_bands(bands, g, local, out, workers);
+  double l1 = 0.0, kl = 0.0;  // in band order: the same for any number of threads
+  for (size_t k = 0; k < bands.size(); ++k) {
+    l1 += sums[2 * k];
+    kl += sums[2 * k + 1];
   }
-  first.push_back(static_cast<int64_t>(bands.size()));
-  const int64_t plane = g.Hp * g.Wp;
-  const int64_t images = static_cast<int64_t>(first.size()) - 1;
-#pragma omp parallel for num_threads(workers) schedule(static)
-  for (int64_t i = 0; i < images; ++i) {
-    for (int64_t k = first[i]; k < first[i + 1]; ++k) {
-      const Band& band = bands[k];
-      const int64_t GH = band.rhi - band.rlo + 1 + 2 * g.P, GW = band.chi - band.clo + 1 + 2 * g.P;
-      const int64_t pitch = GW + g.XW - g.S;
-      for (int64_t c = 0; c < g.C; ++c) {
-        for (int64_t y = 0; y < GH; ++y) {
-          const T* __restrict__ src = local[k].data() + (c * GH + y) * pitch;
-          T* __restrict__ dst = out + (band.b * g.C + c) * plane + (band.rlo + y) * g.Wp + band.clo;
-          for (int64_t x = 0; x < GW; ++x) dst[x] += src[x];
-        }
-      }
-      std::vector<T>().swap(local[k]);
-    }
-  }
+  return (l1 + la.kl * kl) / (static_cast<double>(s.n) * g.SS);
 }
 
 template void patch_distances_forward<float>(const float*, const int64_t*, const Shape&,

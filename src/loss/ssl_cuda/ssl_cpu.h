@@ -48,6 +48,28 @@ template <typename T>
 void patch_distances_backward(const T* padded, const int64_t* pos, const T* grad,
                               const Shape& s, T* grad_padded, int threads);
 
+// The graph arithmetic of the SSL loss: a = 1 / (C * window^2 * sigma), the KL weight and
+// whether rows are normalised, and c = -a / (N * search^2), the gradient's scale.
+struct GraphLossArgs {
+  float a, kl, c;
+  bool normalize;
+};
+struct GraphRowSums {
+  float l1, kl;
+};
+
+// One row of distances d_sr, d_hr [ss]: the row's L1 and KL sums, and dloss/dd_sr into grad
+// [ss] (not null). buf: 5 ss floats of scratch (graph_loss_cpu.cpp).
+GraphRowSums graph_loss_row(const float* d_sr, const float* d_hr, float* buf, float* grad,
+                            int64_t ss, const GraphLossArgs& la);
+
+// The whole SSL loss on CPU, float32, fused (ssl_cpu.cpp): padded SR and HR images, the
+// masked pixels; adds dloss/dSR_padded into grad_padded (zero on entry) and returns the
+// loss. No [n, ss] array is made: each pixel's distances, graphs and gradient are done in
+// turn. n >= 1.
+double ssl_loss_cpu(const float* sr_padded, const float* hr_padded, const int64_t* pos,
+                    const Shape& s, const GraphLossArgs& la, float* grad_padded, int threads);
+
 // SSL loss arithmetic on float32 distances d_sr, d_hr [n, ss] (graph_loss_cpu.cpp).
 // Returns the loss; writes dloss/dd_sr into grad [n, ss] when grad is not null.
 double graph_loss(const float* d_sr, const float* d_hr, int64_t n, int64_t ss, double a,
