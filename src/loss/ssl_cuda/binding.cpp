@@ -93,14 +93,6 @@ std::tuple<at::Tensor, at::Tensor> graph_loss(const at::Tensor& d_sr, const at::
   return {at::scalar_tensor(loss, d_sr.options()), grad};
 }
 
-// The fused SSL loss on CPU: padded float32 SR and HR [B, C, Hp, Wp], positions [N, 3]
-// (N >= 1), a = 1 / (C * window^2 * sigma). Returns (loss as a 0-dim float32 tensor,
-// dloss/dSR_padded).
-std::tuple<at::Tensor, at::Tensor> ssl_loss(const at::Tensor& sr, const at::Tensor& hr,
-                                            const at::Tensor& pos, int64_t search,
-                                            int64_t window, double a, bool normalize,
-                                            double kl);
-
 void check_common(const at::Tensor& padded, const at::Tensor& pos, int64_t search,
                   int64_t window) {
   TORCH_CHECK(padded.dim() == 4 && padded.is_contiguous(),
@@ -179,6 +171,9 @@ at::Tensor backward(const at::Tensor& padded, const at::Tensor& pos, const at::T
 #endif
 }
 
+// The fused SSL loss on CPU: padded float32 SR and HR [B, C, Hp, Wp], positions [N, 3]
+// (N >= 1), a = 1 / (C * window^2 * sigma). Returns (loss as a 0-dim float32 tensor,
+// dloss/dSR_padded).
 std::tuple<at::Tensor, at::Tensor> ssl_loss(const at::Tensor& sr, const at::Tensor& hr,
                                             const at::Tensor& pos, int64_t search,
                                             int64_t window, double a, bool normalize,
@@ -191,11 +186,8 @@ std::tuple<at::Tensor, at::Tensor> ssl_loss(const at::Tensor& sr, const at::Tens
               "and at least one masked pixel");
   at::Tensor grad = at::zeros_like(sr);
   const ssl_ops::Shape s = shape_of(sr, pos, search, window);
-  const double n = static_cast<double>(pos.size(0)) * search * search;
-  const ssl_ops::GraphLossArgs la{static_cast<float>(a), static_cast<float>(kl),
-                                  static_cast<float>(-a / n), normalize};
   const double loss = ssl_ops::ssl_loss_cpu(sr.data_ptr<float>(), hr.data_ptr<float>(),
-                                            pos.data_ptr<int64_t>(), s, la,
+                                            pos.data_ptr<int64_t>(), s, a, normalize, kl,
                                             grad.data_ptr<float>(), at::get_num_threads());
   return {at::scalar_tensor(loss, sr.options()), grad};
 }

@@ -121,8 +121,7 @@ double graph_loss(const float* ps, const float* ph, int64_t n, int64_t ss, doubl
                   bool normalize, double kl, float* pg, int threads) {
   const int64_t nblocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
   std::vector<double> part_l1(nblocks, 0.0), part_kl(nblocks, 0.0);
-  const float fa = static_cast<float>(a), fkl = static_cast<float>(kl);
-  const float c = static_cast<float>(-a / (static_cast<double>(n) * ss));
+  const GraphLossArgs la = graph_loss_args(a, normalize, kl, n, ss);
   // Small calls stay on this thread (waking the pool costs more than it saves).
   const int workers = nblocks < 4 ? 1 : std::max(1, threads);
 
@@ -137,8 +136,8 @@ double graph_loss(const float* ps, const float* ph, int64_t n, int64_t ss, doubl
       const int64_t r1 = std::min(n, (blk + 1) * kRowsPerBlock);
       for (int64_t row = blk * kRowsPerBlock; row < r1; ++row) {
         const RowSums r = row_loss(ps + row * ss, ph + row * ss, s, s + ss, s + 2 * ss,
-                                   s + 3 * ss, s + 4 * ss, pg ? pg + row * ss : nullptr, ss, fa,
-                                   fkl, normalize, c);
+                                   s + 3 * ss, s + 4 * ss, pg ? pg + row * ss : nullptr, ss,
+                                   la.a, la.kl, la.normalize, la.c);
         l1 += r.l1;
         klsum += r.kl;
       }
@@ -151,7 +150,7 @@ double graph_loss(const float* ps, const float* ph, int64_t n, int64_t ss, doubl
     l1 += part_l1[blk];
     klsum += part_kl[blk];
   }
-  return n == 0 ? 0.0 : (l1 + kl * klsum) / (static_cast<double>(n) * ss);
+  return graph_loss_total(l1, klsum, kl, n, ss);
 }
 
 }  // namespace ssl_ops

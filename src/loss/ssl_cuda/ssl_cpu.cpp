@@ -641,8 +641,9 @@ void patch_distances_backward(const T* a, const int64_t* p, const T* gr, const S
 }
 
 double ssl_loss_cpu(const float* sr, const float* hr, const int64_t* p, const Shape& s,
-                    const GraphLossArgs& la, float* out, int threads) {
+                    double a, bool normalize, double kl_weight, float* out, int threads) {
   const Geo g(s, kVectorBytes / sizeof(float));
+  const GraphLossArgs la = graph_loss_args(a, normalize, kl_weight, s.n, g.SS);
   const std::vector<Band> bands = split_bands(p, s.n);
   const int workers = workers_for(s, threads, static_cast<int64_t>(bands.size()));
   std::vector<std::vector<float>> local(bands.size());
@@ -658,7 +659,7 @@ double ssl_loss_cpu(const float* sr, const float* hr, const int64_t* p, const Sh
     l1 += sums[2 * k];
     kl += sums[2 * k + 1];
   }
-  return (l1 + la.kl * kl) / (static_cast<double>(s.n) * g.SS);
+  return graph_loss_total(l1, kl, kl_weight, s.n, g.SS);
 }
 
 template void patch_distances_forward<float>(const float*, const int64_t*, const Shape&,

@@ -54,6 +54,17 @@ struct GraphLossArgs {
   float a, kl, c;
   bool normalize;
 };
+
+// The arguments for n rows of ss distances, and the loss from the rows' summed L1 and KL
+// terms: what graph_loss and ssl_loss_cpu share.
+inline GraphLossArgs graph_loss_args(double a, bool normalize, double kl, int64_t n,
+                                     int64_t ss) {
+  return {static_cast<float>(a), static_cast<float>(kl),
+          static_cast<float>(-a / (static_cast<double>(n) * ss)), normalize};
+}
+inline double graph_loss_total(double l1, double kl_sum, double kl, int64_t n, int64_t ss) {
+  return n == 0 ? 0.0 : (l1 + kl * kl_sum) / (static_cast<double>(n) * ss);
+}
 struct GraphRowSums {
   float l1, kl;
 };
@@ -64,11 +75,12 @@ GraphRowSums graph_loss_row(const float* d_sr, const float* d_hr, float* buf, fl
                             int64_t ss, const GraphLossArgs& la);
 
 // The whole SSL loss on CPU, float32, fused (ssl_cpu.cpp): padded SR and HR images, the
-// masked pixels; adds dloss/dSR_padded into grad_padded (zero on entry) and returns the
-// loss. No [n, ss] array is made: each pixel's distances, graphs and gradient are done in
-// turn. n >= 1.
+// masked pixels, the graph arguments as graph_loss takes them; adds dloss/dSR_padded into
+// grad_padded (zero on entry) and returns the loss. No [n, ss] array is made: each pixel's
+// distances, graphs and gradient are done in turn. n >= 1.
 double ssl_loss_cpu(const float* sr_padded, const float* hr_padded, const int64_t* pos,
-                    const Shape& s, const GraphLossArgs& la, float* grad_padded, int threads);
+                    const Shape& s, double a, bool normalize, double kl, float* grad_padded,
+                    int threads);
 
 // SSL loss arithmetic on float32 distances d_sr, d_hr [n, ss] (graph_loss_cpu.cpp).
 // Returns the loss; writes dloss/dd_sr into grad [n, ss] when grad is not null.
