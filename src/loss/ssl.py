@@ -22,14 +22,34 @@ from loss.ssl_cuda import can_fuse, graph_loss, patch_distances, ssl_loss_fused
 _LUMA = (19595, 38470, 7471)
 
 
-def _neighbour_index(n, device):
-    """Indices of the previous and next row/column with OpenCV's reflect-101 border."""
-    i = torch.arange(n, device=device)
-    prev = (i - 1).abs()  # -1 -> 1
-    nxt = n - 1 - (n - 2 - i).abs()  # n -> n - 2
-    if n == 1:  # reflect-101 of a single pixel is the pixel itself
-        prev, nxt = i, i
-    return prev, nxt
+def _reflect_101(x, dim):
+    """x with one more row (dim=1) or column (dim=2) on each side, OpenCV's reflect-101
+    border: the neighbour beyond the edge is the pixel next to the edge (the edge pixel itself
+    when the axis has one pixel)."""
+    n = x.shape[dim]
+    first, last = min(1, n - 1), max(n - 2, 0)
+    return torch.cat([x.narrow(dim, first, 1), x, x.narrow(dim, last, 1)], dim)
+
+
+def _laplacian(hr, rgb_range):
+    """The saturated Laplacian of ``edge_response`` as float32 [B, H, W] (whole numbers)."""
+    if hr.dim() != 4 or hr.shape[1] not in (1, 3):
+        raise ValueError(f'edge_mask: hr must be [B, 3 or 1, H, W], got {tuple(hr.shape)}')
+    with torch.no_grad():
+        # In float32, exactly: every value below is a whole number under 2^24, and the
+        # division by 2^16 and the floor are exact, so this is the integer arithmetic.
+        v = (hr.detach().float() * (255.0 / rgb_range)).clamp_(0, 255).round_()
+        if hr.shape[1] == 3:
+            gray = v[:, 0] * _LUMA[0] + v[:, 1] * _LUMA[1]
+            gray += v[:, 2] * _LUMA[2]
+            gray = gray.add_(32768).mul_(1 / 65536).floor_()
+        else:
+            gray = v[:, 0]
+        p = _reflect_101(_reflect_101(gray, 1), 2)
+        lap = p[:, :-2, 1:-1] + p[:, 2:, 1:-1]
+        lap += p[:, 1:-1, :-2]
+        lap += p[:, 1:-1, 2:]
+        return lap.sub_(4 * gray).clamp_(0, 255)
 
 
 def edge_response(hr, rgb_range=255):
@@ -43,19 +63,7 @@ def edge_response(hr, rgb_range=255):
     CV_8U output.
     Returns int32 [B, H, W] in 0..255 (no gradient).
     """
-    if hr.dim() != 4 or hr.shape[1] not in (1, 3):
-        raise ValueError(f'edge_mask: hr must be [B, 3 or 1, H, W], got {tuple(hr.shape)}')
-    _, c, h, w = hr.shape
-    with torch.no_grad():
-        v = (hr.detach().float() * (255.0 / rgb_range)).clamp_(0, 255).round_().to(torch.int32)
-        if c == 3:
-            gray = (v[:, 0] * _LUMA[0] + v[:, 1] * _LUMA[1] + v[:, 2] * _LUMA[2] + 32768) >> 16
-        else:
-            gray = v[:, 0]
-        up, down = _neighbour_index(h, hr.device)
-        left, right = _neighbour_index(w, hr.device)
-        lap = (gray[:, up] + gray[:, down] + gray[:, :, left] + gray[:, :, right] - 4 * gray)
-        return lap.clamp_(0, 255)
+    return _laplacian(hr, rgb_range).to(torch.int32)
 
 
 def edge_mask(hr, rgb_range=255, threshold=20, stride=1):
@@ -67,7 +75,7 @@ def edge_mask(hr, rgb_range=255, threshold=20, stride=1):
     """
     if not isinstance(stride, int) or stride < 1:
         raise ValueError(f'edge_mask: stride must be a positive int, got {stride!r}')
-    mask = edge_response(hr, rgb_range) > threshold
+    mask = _laplacian(hr, rgb_range) > threshold
     if stride > 1:
         h, w = mask.shape[-2:]
         r = torch.arange(h, device=hr.device)[:, None]
@@ -121,8 +129,8 @@ class SSL(nn.Module):
         if (torch.is_grad_enabled() and sr.requires_grad and can_fuse(sr, hr, self.search)
                 and bool(mask.any())):
             # Training on the CPU: one compiled pass for distances, graphs, loss and gradient.
-            return ssl_loss_fused(sr * scale, hr * scale, mask, self.search, self.window,
-                                  self.sigma, self.normalize, self.kl)
+            return ssl_loss_fused(sr, hr, mask, self.search, self.window, self.sigma,
+                                  self.normalize, self.kl, scale)
         d_sr = patch_distances(sr * scale, mask, self.search, self.window)
         if d_sr.shape[0] == 0:
             return d_sr.sum()  # 0, connected to sr

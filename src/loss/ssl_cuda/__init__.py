@@ -116,27 +116,22 @@ def patch_distances(image, mask, search=25, window=9):
 
 
 class _FusedSSLLoss(torch.autograd.Function):
-    """The SSL loss from one compiled pass, which also makes dloss/dSR_padded; backward folds
-    that back through the reflect padding and scales it by the incoming gradient."""
+    """The SSL loss of scale * sr and scale * hr from one compiled pass (which pads the images
+    and folds the padding back out of the gradient itself), with dloss/dsr; backward scales
+    that by the incoming gradient."""
 
     @staticmethod
-    def forward(ctx, sr, hr, pos, search, window, a, normalize, kl):
-        p = search // 2
-        sr_padded = F.pad(sr, (p, p, p, p), mode='reflect').contiguous()
-        hr_padded = F.pad(hr, (p, p, p, p), mode='reflect').contiguous()
-        loss, grad_padded = _build.load().ssl_loss(sr_padded, hr_padded, pos, search, window, a,
-                                                   normalize, kl)
-        ctx.save_for_backward(sr, grad_padded)
-        ctx.p = p
+    def forward(ctx, sr, hr, pos, search, window, a, normalize, kl, scale):
+        loss, grad = _build.load().ssl_loss(sr.contiguous(), hr.contiguous(), pos, search,
+                                            window, a, normalize, kl, scale)
+        ctx.save_for_backward(grad)
         return loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss):
-        sr, grad_padded = ctx.saved_tensors
-        p = ctx.p
-        grad = torch.ops.aten.reflection_pad2d_backward(grad_padded, sr, [p, p, p, p])
-        return grad * grad_loss, None, None, None, None, None, None, None
+        grad, = ctx.saved_tensors
+        return grad * grad_loss, None, None, None, None, None, None, None, None
 
 
 def can_fuse(sr, hr, search):
@@ -145,11 +140,12 @@ def can_fuse(sr, hr, search):
             and sr.dtype == torch.float32 and hr.dtype == torch.float32)
 
 
-def ssl_loss_fused(sr, hr, mask, search, window, sigma, normalize=True, kl=1.0):
-    """The SSL loss of ``graph_loss(patch_distances(sr, ...), patch_distances(hr, ...), ...)``
-    (HR without gradient) in one compiled pass: CPU, float32 (``can_fuse``), mask with at
-    least one pixel. Equal to the two-step form to float rounding; it never makes the
-    [N, search^2] distance and gradient arrays."""
+def ssl_loss_fused(sr, hr, mask, search, window, sigma, normalize=True, kl=1.0, scale=1.0):
+    """The SSL loss of ``graph_loss(patch_distances(scale * sr, ...), patch_distances(scale *
+    hr, ...), ...)`` (HR without gradient) in one compiled pass: CPU, float32 (``can_fuse``),
+    mask with at least one pixel. scale multiplies the images inside the pass (as a float32
+    product, like ``sr * scale``). Equal to the two-step form to float rounding; it never
+    makes the [N, search^2] distance and gradient arrays, nor the padded images in torch."""
     _check(sr, mask, search, window)
     if tuple(hr.shape) != tuple(sr.shape):
         raise ValueError(f'ssl_loss_fused: hr {tuple(hr.shape)} and sr {tuple(sr.shape)} differ')
@@ -158,7 +154,7 @@ def ssl_loss_fused(sr, hr, mask, search, window, sigma, normalize=True, kl=1.0):
         raise ValueError('ssl_loss_fused: the mask has no pixel')
     a = 1.0 / (sr.shape[1] * window * window * sigma)
     return _FusedSSLLoss.apply(sr, hr.detach(), pos, search, window, a, bool(normalize),
-                               float(kl))
+                               float(kl), float(scale))
 
 
 __all__ = ['patch_distances', 'graph', 'graph_loss', 'ssl_loss_fused', 'can_fuse']

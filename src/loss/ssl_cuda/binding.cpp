@@ -171,24 +171,34 @@ at::Tensor backward(const at::Tensor& padded, const at::Tensor& pos, const at::T
 #endif
 }
 
-// The fused SSL loss on CPU: padded float32 SR and HR [B, C, Hp, Wp], positions [N, 3]
-// (N >= 1), a = 1 / (C * window^2 * sigma). Returns (loss as a 0-dim float32 tensor,
-// dloss/dSR_padded).
+// The fused SSL loss on CPU for scale * sr and scale * hr: unpadded float32 SR and HR
+// [B, C, H, W], positions [N, 3] (N >= 1), a = 1 / (C * window^2 * sigma). The images are
+// reflect-padded inside. Returns (loss as a 0-dim float32 tensor, dloss/dsr).
 std::tuple<at::Tensor, at::Tensor> ssl_loss(const at::Tensor& sr, const at::Tensor& hr,
                                             const at::Tensor& pos, int64_t search,
                                             int64_t window, double a, bool normalize,
-                                            double kl) {
-  check_common(sr, pos, search, window);
-  TORCH_CHECK(!sr.is_cuda() && sr.scalar_type() == at::kFloat && hr.scalar_type() == at::kFloat &&
-                  hr.is_contiguous() && hr.sizes() == sr.sizes() && !hr.is_cuda() &&
-                  pos.size(0) >= 1,
-              "ssl_ops: the fused loss needs two contiguous float32 CPU images of one shape "
-              "and at least one masked pixel");
-  at::Tensor grad = at::zeros_like(sr);
-  const ssl_ops::Shape s = shape_of(sr, pos, search, window);
-  const double loss = ssl_ops::ssl_loss_cpu(sr.data_ptr<float>(), hr.data_ptr<float>(),
-                                            pos.data_ptr<int64_t>(), s, a, normalize, kl,
-                                            grad.data_ptr<float>(), at::get_num_threads());
+                                            double kl, double scale) {
+  TORCH_CHECK(sr.dim() == 4 && sr.is_contiguous() && hr.is_contiguous() &&
+                  hr.sizes() == sr.sizes() && !sr.is_cuda() && !hr.is_cuda() &&
+                  sr.scalar_type() == at::kFloat && hr.scalar_type() == at::kFloat,
+              "ssl_ops: the fused loss needs two contiguous float32 CPU [B, C, H, W] images "
+              "of one shape");
+  TORCH_CHECK(pos.dim() == 2 && pos.size(1) == 3 && pos.scalar_type() == at::kLong &&
+                  pos.is_contiguous() && !pos.is_cuda() && pos.size(0) >= 1,
+              "ssl_ops: positions must be a contiguous int64 CPU [N, 3] tensor, N >= 1");
+  TORCH_CHECK(search > 1 && search % 2 == 1 && window >= 1 && window % 2 == 1 &&
+                  window <= search,
+              "ssl_ops: search > 1 and window must be odd, window <= search");
+  const int64_t p = search / 2;
+  TORCH_CHECK(sr.size(2) > p && sr.size(3) > p,
+              "ssl_ops: images need more than search / 2 pixels per side");
+  at::Tensor grad = at::empty_like(sr);
+  const ssl_ops::Shape s = {sr.size(0), sr.size(1), sr.size(2) + 2 * p, sr.size(3) + 2 * p,
+                            search, window, pos.size(0)};
+  const double loss = ssl_ops::ssl_loss_cpu(
+      sr.data_ptr<float>(), hr.data_ptr<float>(), static_cast<float>(scale),
+      pos.data_ptr<int64_t>(), s, a, normalize, kl, grad.data_ptr<float>(),
+      at::get_num_threads());
   return {at::scalar_tensor(loss, sr.options()), grad};
 }
 
@@ -214,8 +224,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "SSL loss from float32 CPU distances: (loss, dloss/dd_sr or None)", py::arg("d_sr"),
         py::arg("d_hr"), py::arg("a"), py::arg("normalize"), py::arg("kl"), py::arg("need_grad"));
   m.def("ssl_loss", &ssl_loss,
-        "fused SSL loss on CPU float32 padded images: (loss, dloss/dSR_padded)", py::arg("sr"),
-        py::arg("hr"), py::arg("pos"), py::arg("search"), py::arg("window"), py::arg("a"),
-        py::arg("normalize"), py::arg("kl"));
+        "fused SSL loss of scale * sr and scale * hr, CPU float32 unpadded images: "
+        "(loss, dloss/dsr)", py::arg("sr"), py::arg("hr"), py::arg("pos"), py::arg("search"),
+        py::arg("window"), py::arg("a"), py::arg("normalize"), py::arg("kl"), py::arg("scale"));
   m.def("has_cuda", &has_cuda, "whether this build contains the CUDA kernels");
 }

@@ -640,20 +640,76 @@ void patch_distances_backward(const T* a, const int64_t* p, const T* gr, const S
   add_bands(bands, g, local, out, workers);
 }
 
-double ssl_loss_cpu(const float* sr, const float* hr, const int64_t* p, const Shape& s,
-                    double a, bool normalize, double kl_weight, float* out, int threads) {
+namespace {
+
+// Index of padded position i (of n + 2p) in the unpadded axis of n, reflecting without
+// repeating the edge (torch's 'reflect'); p < n.
+inline int64_t reflect_index(int64_t i, int64_t p, int64_t n) {
+  const int64_t j = i - p;
+  return j < 0 ? -j : (j >= n ? 2 * (n - 1) - j : j);
+}
+
+// dst[planes, Hp, Wp] = scale * src[planes, H, W] reflect-padded by P (planes in parallel).
+void pad_scaled(const float* src, float scale, int64_t planes, int64_t H, int64_t W, int64_t P,
+                float* dst, int workers) {
+  const int64_t Hp = H + 2 * P, Wp = W + 2 * P;
+#pragma omp parallel for num_threads(workers) schedule(static)
+  for (int64_t k = 0; k < planes; ++k) {
+    for (int64_t y = 0; y < Hp; ++y) {
+      const float* in = src + (k * H + reflect_index(y, P, H)) * W;
+      float* out = dst + (k * Hp + y) * Wp;
+      for (int64_t x = 0; x < P; ++x) out[x] = scale * in[P - x];
+      for (int64_t x = 0; x < W; ++x) out[P + x] = scale * in[x];
+      for (int64_t x = 0; x < P; ++x) out[P + W + x] = scale * in[W - 2 - x];
+    }
+  }
+}
+
+// dst[planes, H, W] = scale * (src[planes, Hp, Wp] with every padded value added onto the
+// pixel it reflects): the gradient of pad_scaled. Padded rows are taken in order, each
+// row's margins after its middle, so the sums do not depend on the threads.
+void fold_scaled(const float* src, float scale, int64_t planes, int64_t H, int64_t W, int64_t P,
+                 float* dst, int workers) {
+  const int64_t Hp = H + 2 * P, Wp = W + 2 * P;
+#pragma omp parallel for num_threads(workers) schedule(static)
+  for (int64_t k = 0; k < planes; ++k) {
+    float* plane = dst + k * H * W;
+    std::fill(plane, plane + H * W, 0.0f);
+    for (int64_t y = 0; y < Hp; ++y) {
+      const float* in = src + (k * Hp + y) * Wp;
+      float* out = plane + reflect_index(y, P, H) * W;
+      for (int64_t x = 0; x < W; ++x) out[x] += in[P + x];
+      for (int64_t x = 0; x < P; ++x) out[P - x] += in[x];
+      for (int64_t x = 0; x < P; ++x) out[W - 2 - x] += in[P + W + x];
+    }
+    for (int64_t i = 0; i < H * W; ++i) plane[i] *= scale;
+  }
+}
+
+}  // namespace
+
+double ssl_loss_cpu(const float* sr, const float* hr, float scale, const int64_t* p,
+                    const Shape& s, double a, bool normalize, double kl_weight, float* grad,
+                    int threads) {
   const Geo g(s, kVectorBytes / sizeof(float));
   const GraphLossArgs la = graph_loss_args(a, normalize, kl_weight, s.n, g.SS);
   const std::vector<Band> bands = split_bands(p, s.n);
   const int workers = workers_for(s, threads, static_cast<int64_t>(bands.size()));
+  const int64_t planes = s.B * s.C, H = s.Hp - 2 * g.P, W = s.Wp - 2 * g.P;
+  const int64_t size = planes * s.Hp * s.Wp;
+  std::vector<float> sr_padded(size), hr_padded(size), grad_padded(size, 0.0f);
+  pad_scaled(sr, scale, planes, H, W, g.P, sr_padded.data(), workers);
+  pad_scaled(hr, scale, planes, H, W, g.P, hr_padded.data(), workers);
   std::vector<std::vector<float>> local(bands.size());
   std::vector<double> sums(2 * bands.size(), 0.0);
   dispatch(g, [&](auto nv, auto rs) {
     for_each_band(bands, workers, [&](int64_t k) {
-      loss_band<nv(), rs()>(sr, hr, p, g, bands[k], la, local[k], sums.data() + 2 * k);
+      loss_band<nv(), rs()>(sr_padded.data(), hr_padded.data(), p, g, bands[k], la, local[k],
+                            sums.data() + 2 * k);
     });
   });
-  add_bands(bands, g, local, out, workers);
+  add_bands(bands, g, local, grad_padded.data(), workers);
+  fold_scaled(grad_padded.data(), scale, planes, H, W, g.P, grad, workers);
   double l1 = 0.0, kl = 0.0;  // in band order: the same for any number of threads
   for (size_t k = 0; k < bands.size(); ++k) {
     l1 += sums[2 * k];

@@ -74,12 +74,14 @@ struct GraphRowSums {
 GraphRowSums graph_loss_row(const float* d_sr, const float* d_hr, float* buf, float* grad,
                             int64_t ss, const GraphLossArgs& la);
 
-// The whole SSL loss on CPU, float32, fused (ssl_cpu.cpp): padded SR and HR images, the
-// masked pixels, the graph arguments as graph_loss takes them; adds dloss/dSR_padded into
-// grad_padded (zero on entry) and returns the loss. No [n, ss] array is made: each pixel's
-// distances, graphs and gradient are done in turn. n >= 1.
-double ssl_loss_cpu(const float* sr_padded, const float* hr_padded, const int64_t* pos,
-                    const Shape& s, double a, bool normalize, double kl, float* grad_padded,
+// The whole SSL loss on CPU, float32, fused (ssl_cpu.cpp), for the images scale * sr and
+// scale * hr: sr and hr unpadded [B, C, H, W] (s.Hp, s.Wp their padded sizes, H + 2P and
+// W + 2P, P = search / 2 < H, W), reflect-padded and scaled inside; the masked pixels; the
+// graph arguments as graph_loss takes them. Writes dloss/dsr (unpadded, the padding folded
+// back, the scale applied) into grad and returns the loss. No [n, ss] array is made: each
+// pixel's distances, graphs and gradient are done in turn. n >= 1.
+double ssl_loss_cpu(const float* sr, const float* hr, float scale, const int64_t* pos,
+                    const Shape& s, double a, bool normalize, double kl, float* grad,
                     int threads);
 
 // SSL loss arithmetic on float32 distances d_sr, d_hr [n, ss] (graph_loss_cpu.cpp).
