@@ -299,6 +299,38 @@ def against(rev, repeat):
               f'{med["theirs"][0] / med["ours"][0]:5.2f}x {med["theirs"][1]:11.1f} '
               f'{med["ours"][1]:9.1f} {med["theirs"][1] / med["ours"][1]:5.2f}x  '
               f'D {d_err:.1e}, grad {g_err:.1e}')
+    fused_against(sha, theirs, ours, hr, repeat)
+
+
+def fused_against(sha, theirs, ours, hr, repeat):
+    """The fused SSL loss (ssl_loss) of both kernels on the training batch, interleaved, when
+    revision sha's takes the same arguments (the unpadded images and the scale)."""
+    import torch
+    from loss.ssl import edge_mask
+
+    gen = torch.Generator().manual_seed(0)
+    sr = (hr + 5 * torch.randn(hr.shape, generator=gen)).clamp(0, 255)
+    pos = torch.nonzero(edge_mask(hr, stride=3)[:, 0]).contiguous()
+    args = (sr, hr, pos, SEARCH, WINDOW, 1.0 / (3 * WINDOW * WINDOW * 0.004), True, 1.0, 1 / 255)
+    try:
+        theirs.ssl_loss(*args)
+    except (TypeError, RuntimeError):
+        print(f'fused loss: {sha[:12]} has no ssl_loss taking unpadded images and a scale; '
+              'not compared')
+        return
+    times = {}
+    for _ in range(repeat + 1):
+        for name, ext in (('theirs', theirs), ('ours', ours)):
+            start = time.perf_counter()
+            out = ext.ssl_loss(*args)
+            times.setdefault(name, []).append((time.perf_counter() - start) * 1e3)
+            times[name + '_out'] = out
+    med = {k: statistics.median(times[k][1:]) for k in ('theirs', 'ours')}
+    (l0, g0), (l1, g1) = times['theirs_out'], times['ours_out']
+    print(f'fused SSL loss, training batch (the pass training runs, forward+backward): '
+          f'{med["theirs"]:.1f} -> {med["ours"]:.1f} ms ({med["theirs"] / med["ours"]:.2f}x); '
+          f'loss {(abs(l1 - l0) / l0).item():.1e}, '
+          f'grad {((g1 - g0).abs().max() / g0.abs().max()).item():.1e} relative')
 
 
 def main(argv=None):

@@ -58,6 +58,8 @@ CASES = [
     (2, 3, 70, 40, 11, 1, (150, 70)),       # window 1, several row bands
     (1, 3, 8, 8, 1, 1, (10,)),              # search 1
     (2, 3, 34, 150, 15, 7, (200, 50)),      # wide
+    (1, 3, 30, 33, 21, 9, (230,)),          # smallest search of the forward's default path
+    (1, 3, 30, 33, 19, 9, (230,)),          # largest below it (the general path)
     (1, 3, 40, 40, 41, 9, (60,)),           # offsets past 32 lanes: row stride set at run time
     (1, 1, 36, 38, 67, 5, (12,)),           # offsets in two tiles of lanes
 ]
@@ -633,3 +635,9 @@ def test_bench_against_a_revision_builds_it_from_git_and_compares(tmp_path):
         assert float(d_err) < 1e-5 and float(g_err) < 1e-4
         if not changed:  # the same sources: the same numbers
             assert float(d_err) == 0 and float(g_err) == 0
+    fused = [line for line in run.stdout.splitlines() if line.startswith('fused SSL loss')]
+    assert len(fused) == 1, run.stdout
+    l_err, g_err = re.search(r'loss ([0-9.e+-]+), grad ([0-9.e+-]+)', fused[0]).groups()
+    assert float(l_err) < 1e-5
+    if not changed:
+        assert float(l_err) == 0 and float(g_err) == 0

@@ -6,28 +6,32 @@
 // square of A surrounded by zeros (window pixels that leave the square count as zero: in()
 // of the definition).
 //
-// Each masked pixel is done on its own: its square, with the zero border, is copied into a
-// small buffer Z (in L1 cache), and D is computed with the offsets' columns dx in vector
-// lanes and several offset rows dy at once, so that every broadcast window value feeds
-// independent accumulators. Each D is a sum of squares taken directly (no expansion into
-// A^2 - 2AB + B^2, whose cancellation would lose the small distances), a window row at a
-// time, so it keeps full float precision. The work per pixel is fixed
-// (C * window^2 * search^2 squared differences): it grows with the number of masked pixels,
-// not with the area they cover, and keeps the vector units busy whatever the mask.
+// Forward (band_distances): the squared differences E of a window pixel with the pixels of
+// one offset row do not depend on which masked pixel's window it is in, so the pixels of a
+// band share them: E is made once per band, offset row and window pixel, in vector lanes
+// (the offsets' columns), summed along each pixel column's window rows (H, shared by the
+// pixels of a column) and then down each pixel's window. Window pixels whose partner leaves
+// the search square count their own square instead (the zero border of in()). Every D is a
+// sum of non-negative terms (no expansion into A^2 - 2AB + B^2, whose cancellation would
+// lose the small distances, and no running sums that subtract terms back out), so it keeps
+// full float precision. The work grows with the area the masked pixels' windows cover:
+// against one pixel at a time (81 window pixels each), measured 1.2x (stride-3 training
+// masks) to 2x (edge masks) faster, see README.md.
 //
-// Backward, for the upstream gradient G[m, d] of one pixel (D is linear in each square):
+// Backward, one pixel at a time: its square, with the zero border, is copied into a small
+// buffer Z (in L1 cache) and, for the upstream gradient G[m, d] of the pixel (D is linear in
+// each square):
 //   dA[m+k] += 2 (sum_d G[d]) A[m+k] - 2 sum_d G[d] Z[d+k]        (window_part)
 //   dA[u]   -= 2 sum_k G[u-k] A[m+k] - 2 A[u] sum_k G[u-k]         (square_part; u inside)
-// two correlations of G with the image, done in vector lanes like the forward.
+// two correlations of G with the image, in vector lanes (the offsets' columns).
 //
-// ssl_loss_cpu (the loss while training on the CPU) runs the three per pixel: SR and HR
-// distances, the graph arithmetic of the row (graph_loss_cpu.cpp) and that row's gradient,
-// so the [N, S*S] arrays are never written.
+// ssl_loss_cpu (the loss while training on the CPU) does a band at a time: the SR and HR
+// distances of its pixels, then per pixel the graph arithmetic of the row
+// (graph_loss_cpu.cpp) and that row's gradient, so the [N, S*S] arrays are never written.
 //
 // Work is split into bands of masked pixels (split_bands) that depend on the mask only. The
 // forward writes disjoint output rows; the backward adds each band into a private buffer and
 // the buffers are added in a fixed order, so results do not depend on the number of threads.
-// Measured against the previous kernel (box sums over the mask's area), see README.md.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -148,11 +152,11 @@ struct Geo {
     TW = NV * L;
     NT = (S + TW - 1) / TW;
     XW = NT * TW;
-    // What the kernels read past the square and G: the forward's offset rows rounded up to
-    // its row tiles (5 or 2 rows), window_part's window rounded up to its 3 x 3 blocks (and
-    // 2 rows of G above and below), square_part's rows rounded up to its tiles (dividing 12).
+    // What the backward reads past the square and G: window_part's window rounded up to its
+    // 3 x 3 blocks (and 2 rows of G above and below), square_part's rows rounded up to its
+    // tiles (dividing 12).
     const int64_t wy = (W + 2) / 3 * 3, wx = wy;
-    ZR = std::max((S + 9) / 10 * 10 + W - 1, S + wy - 1);
+    ZR = S + wy - 1;
     BT = std::max<int64_t>(K, 2);
     TR = (S + 11) / 12 * 12;
     GR = BT + std::max(TR + K, S + 2);
@@ -204,47 +208,6 @@ void fill_square(const T* img, const T* end, int64_t y, int64_t x, const Geo& g,
     const T* src = img + c * g.Hp * g.Wp + y * g.Wp + x;
     T* dst = Z + c * g.ZR * zs + g.K * zs + g.K;
     for (int64_t i = 0; i < g.S; ++i) copy_row(src + i * g.Wp, end, g, dst + i * zs);
-  }
-}
-
-// D of one pixel (out: S*S) from its square Z. Offset rows RT at a time, each row's lanes in
-// NV vectors: RT * NV independent accumulators share every broadcast window value. A window
-// row's terms (all channels) are summed in registers, then added to the offset row's total.
-template <typename T, int NV, int64_t RS>
-void forward_pixel(const T* Z, const Geo& g, T* out) {
-  using V = typename VecOf<T>::type;
-  constexpr int64_t L = kVectorBytes / sizeof(T);
-  constexpr int RT = NV == 2 ? 5 : 2;  // 10 or 8 accumulators; 5 rows fit the default search 25
-  const int64_t zs = RS ? RS : g.stride, zplane = g.ZR * zs;
-  for (int64_t t = 0; t < g.NT; ++t) {
-    const int64_t x0 = t * g.TW, nx = std::min(g.TW, g.S - x0);
-    for (int64_t iy0 = 0; iy0 < g.S; iy0 += RT) {
-      V tot[RT][NV] = {};
-      for (int64_t jy = 0; jy < g.W; ++jy) {
-        V part[RT][NV] = {};
-        for (int64_t c = 0; c < g.C; ++c) {
-          const T* arow = Z + c * zplane + (g.P + jy) * zs + g.P;
-          const T* zrow = Z + c * zplane + (iy0 + jy) * zs + x0;
-          for (int64_t jx = 0; jx < g.W; ++jx) {
-            const V av = splat<V>(arow[jx]);
-            for (int r = 0; r < RT; ++r) {
-              for (int v = 0; v < NV; ++v) {
-                const V d = av - load<V>(zrow + r * zs + jx + v * L);
-                part[r][v] += d * d;
-              }
-            }
-          }
-        }
-        for (int r = 0; r < RT; ++r) {
-          for (int v = 0; v < NV; ++v) tot[r][v] += part[r][v];
-        }
-      }
-      for (int r = 0; r < RT && iy0 + r < g.S; ++r) {
-        alignas(64) T row[NV * L];
-        for (int v = 0; v < NV; ++v) store(row + v * L, tot[r][v]);
-        std::memcpy(out + (iy0 + r) * g.S + x0, row, nx * sizeof(T));
-      }
-    }
   }
 }
 
@@ -390,16 +353,239 @@ int workers_for(const Shape& s, int threads, int64_t bands) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, bands)));
 }
 
-template <typename T, int NV, int64_t RS>
+// D of every pixel of a band, sharing work between pixels whose windows overlap.
+//
+// With the image's rows R and columns x (unpadded) and an offset row dy, the squared
+// differences of a window pixel (R, x) with the pixels dx = 0 .. S-1 along the row,
+//   E(R, x)[dx] = sum_c (A[c][R][x] - A[c][R + dy - P][x + dx - P])^2,
+// do not depend on which masked pixel's window (R, x) is in: each is made once per band and
+// offset row, in vector lanes dx. A pixel at (py, px) then needs, for each of its window rows
+// R = py + jy, the sum along its window columns,
+//   H(R, px)[dx] = sum_jx (0 <= jx + dx <= 2P ? E(R, px + jx)[dx] : sq(R, px + jx)),
+// where sq = sum_c A^2 is what a window pixel contributes when its partner lies outside the
+// search square (the zero border of the definition). H is shared by the pixels of one column
+// whose windows hold row R; its sq part does not depend on dy and is made once, and the E
+// terms are taken with 0/1 lane weights (exact) instead of selects. Last, down the rows:
+//   D[py, px][dy][dx] = sum_jy (0 <= jy + dy <= 2P ? H(py + jy, px)[dx] : Q(py + jy, px)),
+// Q(R, px) = sum_jx sq(R, px + jx). Every sum adds non-negative terms, so D keeps full float
+// precision (no term is ever subtracted back out), and its value does not depend on which
+// band a pixel falls in. Rows are walked downwards for each offset row, with the last 2K + 1
+// rows of H kept in a ring, and a pixel's row of D is written once its window's last row is
+// done. out: one row of S*S + XW values per pixel of the band (the last XW are spill room).
+// NVT (vectors per row of lanes), KW (window), CC (channels): compile-time values for the
+// default sizes, 0 for any.
+template <typename T, int NVT, int KW, int CC>
+void band_distances(const T* A, const int64_t* pos, const Geo& g, const Band& band, T* out,
+                    int64_t out_stride) {
+  using V = typename VecOf<T>::type;
+  constexpr int64_t L = kVectorBytes / sizeof(T);
+  const int64_t nvt = NVT ? NVT : g.XW / L, W = KW ? KW : g.W, C = CC ? CC : g.C;
+  const int64_t K = W / 2, P = g.P, S = g.S, XW = g.XW;
+  const int64_t nr = band.rhi - band.rlo + 1 + 2 * K;  // rows R = rlo - K + i
+  const int64_t nw = band.chi - band.clo + 1 + 2 * K;  // columns x = clo - K + j
+  const int64_t x0 = band.clo - K;
+  // The padded image's rows that the band reads, with its columns [x0, x0 + nw + XW) (zero
+  // where they leave the image, so that lanes past the square read zeros, not past memory).
+  const int64_t pr0 = std::max<int64_t>(0, band.rlo - K);
+  const int64_t pr1 = std::min<int64_t>(g.Hp, band.rhi + K + S);
+  const int64_t aw = nw + XW, ah = pr1 - pr0;
+  Aligned<T> ab(C * ah * aw);
+  const T* img = A + band.b * C * g.Hp * g.Wp;
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t r = pr0; r < pr1; ++r) {
+      T* dst = ab.data() + (c * ah + r - pr0) * aw;
+      const T* src = img + (c * g.Hp + r) * g.Wp;
+      const int64_t lo = std::max<int64_t>(0, -x0), hi = std::min<int64_t>(aw, g.Wp - x0);
+      std::fill(dst, dst + lo, T(0));
+      std::memcpy(dst + lo, src + x0 + lo, (hi - lo) * sizeof(T));
+      std::fill(dst + hi, dst + aw, T(0));
+    }
+  }
+  // a = A[c][R][x] is the padded image at (R + P, x + P): row R + P - pr0, column j + P.
+  auto arow = [&](int64_t c, int64_t i) {
+    return ab.data() + (c * ah + band.rlo - K + i + P - pr0) * aw + P;
+  };
+  // Which window pixels and (row, column) sums the band's pixels need, and their columns.
+  std::vector<int64_t> col_of(band.chi - band.clo + 1, -1), cols;
+  for (int64_t q = band.q0; q < band.q1; ++q) {
+    int64_t& ci = col_of[pos[3 * q + 2] - band.clo];
+    if (ci < 0) {
+      ci = static_cast<int64_t>(cols.size());
+      cols.push_back(pos[3 * q + 2]);
+    }
+  }
+  const int64_t ncol = static_cast<int64_t>(cols.size());
+  std::vector<char> need_e(nr * nw, 0), need_h(nr * ncol, 0);
+  for (int64_t q = band.q0; q < band.q1; ++q) {
+    const int64_t i0 = pos[3 * q + 1] - band.rlo, j0 = pos[3 * q + 2] - band.clo;
+    const int64_t ci = col_of[j0];
+    for (int64_t i = i0; i <= i0 + 2 * K; ++i) {
+      std::fill(need_e.begin() + i * nw + j0, need_e.begin() + i * nw + j0 + 2 * K + 1, 1);
+      need_h[i * ncol + ci] = 1;
+    }
+  }
+  std::vector<std::vector<int64_t>> e_runs(nr), h_cols(nr);  // runs [j0, j1) of E; H columns
+  for (int64_t i = 0; i < nr; ++i) {
+    for (int64_t j = 0; j < nw; ++j) {
+      if (!need_e[i * nw + j]) continue;
+      if (j == 0 || !need_e[i * nw + j - 1]) e_runs[i].push_back(j);
+      if (j == nw - 1 || !need_e[i * nw + j + 1]) e_runs[i].push_back(j + 1);
+    }
+    for (int64_t ci = 0; ci < ncol; ++ci) {
+      if (need_h[i * ncol + ci]) h_cols[i].push_back(ci);
+    }
+  }
+  // weight[t][lane]: 1 where the partner of window column jx = t - K lies in the square,
+  // 0 <= jx + dx <= 2P, else 0.
+  Aligned<T> weight(W * XW);
+  for (int64_t t = 0; t < W; ++t) {
+    for (int64_t l = 0; l < XW; ++l) {
+      weight.data()[t * XW + l] = l + t - K >= 0 && l + t - K <= 2 * P ? T(1) : T(0);
+    }
+  }
+  // What does not depend on the offset: sq, Q and H's sq part (hsq) per (row, column).
+  std::vector<T> sq(nr * nw, T(0)), qsum(nr * ncol, T(0));
+  Aligned<T> hsq(nr * ncol * XW);
+  for (int64_t i = 0; i < nr; ++i) {
+    for (int64_t j = 0; j < nw; ++j) {
+      if (!need_e[i * nw + j]) continue;
+      T s = T(0);
+      for (int64_t c = 0; c < C; ++c) s += arow(c, i)[j] * arow(c, i)[j];
+      sq[i * nw + j] = s;
+    }
+    for (int64_t ci : h_cols[i]) {
+      const T* sr = sq.data() + i * nw + cols[ci] - band.clo;
+      T s = T(0);
+      for (int64_t t = 0; t < W; ++t) s += sr[t];
+      qsum[i * ncol + ci] = s;
+      T* h = hsq.data() + (i * ncol + ci) * XW;
+      for (int64_t v = 0; v < nvt; ++v) {
+        V o = V{};
+        for (int64_t t = 0; t < W; ++t) {
+          o += (T(1) - load<V>(weight.data() + t * XW + v * L)) * splat<V>(sr[t]);
+        }
+        store(h + v * L, o);
+      }
+    }
+  }
+  std::vector<int64_t> slot(nr);
+  for (int64_t i = 0; i < nr; ++i) slot[i] = i % W;
+  Aligned<T> e(nw * XW), ring(W * ncol * XW);
+  constexpr int64_t kBlock = NVT ? NVT : 8;  // accumulators of E at a time
+  std::vector<const T*> ring_rows(W);
+  for (int64_t dy = 0; dy < S; ++dy) {
+    int64_t q = band.q0;
+    for (int64_t i = 0; i < nr; ++i) {
+      const int64_t R = band.rlo - K + i;  // window row (unpadded); its partners: padded row R + dy
+      if (R + dy >= 0 && R + dy < g.Hp) {
+        const std::vector<int64_t>& runs = e_runs[i];
+        for (size_t k = 0; k < runs.size(); k += 2) {
+          for (int64_t j = runs[k]; j < runs[k + 1]; ++j) {
+            for (int64_t v0 = 0; v0 < nvt; v0 += kBlock) {
+              const int64_t nb = std::min(kBlock, nvt - v0);
+              V acc[kBlock];
+              for (int64_t v = 0; v < nb; ++v) acc[v] = V{};
+              for (int64_t c = 0; c < C; ++c) {
+                const V a = splat<V>(arow(c, i)[j]);
+                const T* z = ab.data() + (c * ah + R + dy - pr0) * aw + j + v0 * L;
+                for (int64_t v = 0; v < nb; ++v) {
+                  const V d = a - load<V>(z + v * L);
+                  acc[v] += d * d;
+                }
+              }
+              for (int64_t v = 0; v < nb; ++v) store(e.data() + j * XW + (v0 + v) * L, acc[v]);
+            }
+          }
+        }
+        T* hring = ring.data() + slot[i] * ncol * XW;
+        if constexpr (KW != 0 && NVT == 2) {
+          // The default sizes (distances_of_band): both vectors of a column at once, each as
+          // two sums (even and odd t), so four additions are in flight. Weights that are 1
+          // on every lane in use are left out: only the first vector's columns left of the
+          // centre and the second's right of it have lanes outside the square.
+          constexpr int KC = KW / 2;
+          V w0[KC], w1[KC];
+          for (int t = 0; t < KC; ++t) {
+            w0[t] = load<V>(weight.data() + t * XW);
+            w1[t] = load<V>(weight.data() + (KC + 1 + t) * XW + L);
+          }
+          for (int64_t ci : h_cols[i]) {
+            const T* ev = e.data() + (cols[ci] - band.clo) * XW;  // jx = -K
+            const T* hs = hsq.data() + (i * ncol + ci) * XW;
+            V h[2][2] = {{load<V>(hs), V{}}, {load<V>(hs + L), V{}}};
+            for (int t = 0; t < KW; ++t) {
+              const V e0 = load<V>(ev + t * XW), e1 = load<V>(ev + t * XW + L);
+              h[0][t % 2] += t < KC ? e0 * w0[t] : e0;
+              h[1][t % 2] += t > KC ? e1 * w1[t - KC - 1] : e1;
+            }
+            for (int v = 0; v < 2; ++v) store(hring + ci * XW + v * L, h[v][0] + h[v][1]);
+          }
+        } else {
+          for (int64_t ci : h_cols[i]) {
+            const T* ev = e.data() + (cols[ci] - band.clo) * XW;  // jx = -K
+            for (int64_t v = 0; v < nvt; ++v) {
+              V h0 = load<V>(hsq.data() + (i * ncol + ci) * XW + v * L), h1 = V{};
+              for (int64_t t = 0; t < W; ++t) {
+                const V wv = load<V>(weight.data() + t * XW + v * L);
+                if (t % 2 == 0) h0 += load<V>(ev + t * XW + v * L) * wv;
+                else h1 += load<V>(ev + t * XW + v * L) * wv;
+              }
+              store(hring + ci * XW + v * L, h0 + h1);
+            }
+          }
+        }
+      }
+      if (i < 2 * K) continue;
+      // Pixels whose window ends on this row: py = R - K. Window rows t (jy = t - K) with
+      // partners in the square: 0 <= t - K + dy <= 2P.
+      const int64_t t0 = std::max<int64_t>(0, K - dy), t1 = std::min<int64_t>(W - 1, 2 * P + K - dy);
+      const T** rows = ring_rows.data();  // the ring's rows of t = 0 .. W-1
+      for (int64_t t = 0; t < W; ++t) rows[t] = ring.data() + slot[i - 2 * K + t] * ncol * XW;
+      for (; q < band.q1 && pos[3 * q + 1] == R - K; ++q) {
+        const int64_t ci = col_of[pos[3 * q + 2] - band.clo];
+        const T* qs = qsum.data() + (i - 2 * K) * ncol + ci;  // Q of t = 0
+        T outside = T(0);
+        for (int64_t t = 0; t < t0; ++t) outside += qs[t * ncol];
+        for (int64_t t = t1 + 1; t < W; ++t) outside += qs[t * ncol];
+        T* o = out + (q - band.q0) * out_stride + dy * S;
+        for (int64_t v0 = 0; v0 < nvt; v0 += kBlock) {
+          const int64_t nb = std::min(kBlock, nvt - v0);
+          V d[kBlock];
+          for (int64_t v = 0; v < nb; ++v) d[v] = splat<V>(outside);
+          for (int64_t t = t0; t <= t1; ++t) {
+            const T* h = rows[t] + ci * XW + v0 * L;
+            for (int64_t v = 0; v < nb; ++v) d[v] += load<V>(h + v * L);
+          }
+          for (int64_t v = 0; v < nb; ++v) store(o + (v0 + v) * L, d[v]);
+        }
+      }
+    }
+  }
+}
+
+// D of a band's pixels into out: rows of `stride` >= S*S + XW values.
+template <typename T>
+void distances_of_band(const T* A, const int64_t* pos, const Geo& g, const Band& band, T* out,
+                       int64_t stride) {
+  constexpr int64_t L = kVectorBytes / sizeof(T);
+  // The defaults (search 25, window 9, RGB); band_distances's fast path needs the search
+  // square's lanes to fill most of two vectors (2P >= L + K).
+  if (std::is_same_v<T, float> && g.XW == 2 * L && g.W == 9 && g.C == 3 && 2 * g.P >= L + 4) {
+    band_distances<T, 2, 9, 3>(A, pos, g, band, out, stride);
+  } else {
+    band_distances<T, 0, 0, 0>(A, pos, g, band, out, stride);
+  }
+}
+
+// D of a band's pixels into out (rows of S*S).
+template <typename T>
 void forward_band(const T* A, const int64_t* pos, const Geo& g, const Band& band, T* out) {
   const FlushDenormals flush;
-  const int64_t zs = RS ? RS : g.stride;
-  Aligned<T> Z(g.C * g.ZR * zs);
-  const T* img = A + band.b * g.C * g.Hp * g.Wp;
-  const T* end = img + g.C * g.Hp * g.Wp;
+  const int64_t stride = g.SS + g.XW;
+  Aligned<T> rows((band.q1 - band.q0) * stride);
+  distances_of_band(A, pos, g, band, rows.data(), stride);
   for (int64_t q = band.q0; q < band.q1; ++q) {
-    fill_square(img, end, pos[3 * q + 1], pos[3 * q + 2], g, zs, Z.data());
-    forward_pixel<T, NV, RS>(Z.data(), g, out + q * g.SS);
+    std::memcpy(out + q * g.SS, rows.data() + (q - band.q0) * stride, g.SS * sizeof(T));
   }
 }
 
@@ -414,7 +600,7 @@ struct BackwardScratch {
         tq(g.C * g.TR * g.XW),
         hb((g.S + 2 * g.K) * g.XW),
         gb(g.S * g.XW),
-        wk(g.C * g.W * g.W) {}
+        wk(g.C * g.W * g.W + kVectorBytes / sizeof(T)) {}  // whole vectors read past the end
 };
 
 // Adds the gradient of sum_d G[d] D[m, d] for one pixel, whose square is in w.Z, into ga: the
@@ -478,12 +664,21 @@ void backward_pixel(const T* gq, const T* gend, const Geo& g, BackwardScratch<T>
         store(o + j, load<V>(o + j) + d);
       }
     }
-    // The window: 2 (gs a - wk).
+    // The window: 2 (gs a - wk), in whole vectors (lanes past W add 0) when the band's row
+    // has room for them after the window, which it has for the default sizes.
+    const int64_t wvec = (W + L - 1) / L * L;
     for (int64_t jy = 0; jy < W; ++jy) {
       const T* ar = zc + (P + jy) * zs + P;
       const T* wr = w.wk.data() + (c * W + jy) * W;
       T* o = gc + (gy + P - K + jy) * GW + gx + P - K;
-      for (int64_t jx = 0; jx < W; ++jx) o[jx] += T(2) * (gs * ar[jx] - wr[jx]);
+      if (wvec <= P + K + XW - S && P + wvec <= zs) {
+        for (int64_t j = 0; j < wvec; j += L) {
+          const V d = lanes_below<V, T>(T(2) * (gs * load<V>(ar + j) - load<V>(wr + j)), j, W);
+          store(o + j, load<V>(o + j) + d);
+        }
+      } else {
+        for (int64_t jx = 0; jx < W; ++jx) o[jx] += T(2) * (gs * ar[jx] - wr[jx]);
+      }
     }
   }
 }
@@ -517,33 +712,34 @@ void backward_band(const T* A, const int64_t* pos, const T* G, const Geo& g, con
   }
 }
 
-// The fused SSL loss for one band (float32): per pixel the SR and HR distances, the graphs'
-// loss terms and dloss/dD_sr (graph_loss_row), and at once that row's gradient into the
-// band's buffer, so no [N, S*S] array is written. Adds the band's L1 and KL sums to sums.
+// The fused SSL loss for one band (float32): the band's SR and HR distances
+// (band_distances), then per pixel the graphs' loss terms and dloss/dD_sr (graph_loss_row)
+// and at once that row's gradient into the band's buffer, so no [N, S*S] array is written.
+// Adds the band's L1 and KL sums to sums.
 template <int NV, int64_t RS>
 void loss_band(const float* SR, const float* HR, const int64_t* pos, const Geo& g,
                const Band& band, const GraphLossArgs& la, std::vector<float>& ga,
                double sums[2]) {
   const FlushDenormals flush;
   const int64_t GH = reach_rows(g, band), GW = reach_pitch(g, band);
-  const int64_t zs = RS ? RS : g.stride, SS = g.SS;
+  const int64_t zs = RS ? RS : g.stride, SS = g.SS, stride = SS + g.XW;
   ga.assign(g.C * GH * GW, 0.0f);
+  Aligned<float> dsr((band.q1 - band.q0) * stride), dhr((band.q1 - band.q0) * stride);
+  distances_of_band(SR, pos, g, band, dsr.data(), stride);
+  distances_of_band(HR, pos, g, band, dhr.data(), stride);
   BackwardScratch<float> w(g, zs);
-  Aligned<float> zh(g.C * g.ZR * zs);
-  std::vector<float> dsr(SS), dhr(SS), grow(SS + g.XW), rows(5 * SS);
+  std::vector<float> grow(SS + g.XW), rows(5 * SS);
   const int64_t offset = band.b * g.C * g.Hp * g.Wp;
   const float* end_sr = SR + offset + g.C * g.Hp * g.Wp;
-  const float* end_hr = HR + offset + g.C * g.Hp * g.Wp;
   double l1 = 0.0, kl = 0.0;
   for (int64_t q = band.q0; q < band.q1; ++q) {
     const int64_t y = pos[3 * q + 1], x = pos[3 * q + 2];
-    fill_square(SR + offset, end_sr, y, x, g, zs, w.Z.data());
-    fill_square(HR + offset, end_hr, y, x, g, zs, zh.data());
-    forward_pixel<float, NV, RS>(w.Z.data(), g, dsr.data());
-    forward_pixel<float, NV, RS>(zh.data(), g, dhr.data());
-    const GraphRowSums r = graph_loss_row(dsr.data(), dhr.data(), rows.data(), grow.data(), SS, la);
+    const int64_t k = (q - band.q0) * stride;
+    const GraphRowSums r = graph_loss_row(dsr.data() + k, dhr.data() + k, rows.data(),
+                                          grow.data(), SS, la);
     l1 += r.l1;
     kl += r.kl;
+    fill_square(SR + offset, end_sr, y, x, g, zs, w.Z.data());
     backward_pixel<float, NV, RS>(grow.data(), grow.data() + grow.size(), g, w, ga.data(), GH,
                                   GW, y - band.rlo, x - band.clo);
   }
@@ -551,11 +747,10 @@ void loss_band(const float* SR, const float* HR, const int64_t* pos, const Geo& 
   sums[1] = kl;
 }
 
-template <typename T, int NV, int64_t RS>
+template <typename T>
 void forward_all(const T* a, const int64_t* p, const Geo& g, const std::vector<Band>& bands,
                  T* o, int workers) {
-  for_each_band(bands, workers,
-                [&](int64_t k) { forward_band<T, NV, RS>(a, p, g, bands[k], o); });
+  for_each_band(bands, workers, [&](int64_t k) { forward_band<T>(a, p, g, bands[k], o); });
 }
 
 template <typename T, int NV, int64_t RS>
@@ -621,7 +816,7 @@ void patch_distances_forward(const T* a, const int64_t* p, const Shape& s, T* o,
   const Geo g(s, kVectorBytes / sizeof(T));
   const std::vector<Band> bands = split_bands(p, s.n);
   const int workers = workers_for(s, threads, static_cast<int64_t>(bands.size()));
-  dispatch(g, [&](auto nv, auto rs) { forward_all<T, nv(), rs()>(a, p, g, bands, o, workers); });
+  forward_all(a, p, g, bands, o, workers);
 }
 
 template <typename T>
