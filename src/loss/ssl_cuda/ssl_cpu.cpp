@@ -15,8 +15,8 @@
 // sum of non-negative terms (no expansion into A^2 - 2AB + B^2, whose cancellation would
 // lose the small distances, and no running sums that subtract terms back out), so it keeps
 // full float precision. The work grows with the area the masked pixels' windows cover:
-// against one pixel at a time (81 window pixels each), measured 1.2x (stride-3 training
-// masks) to 2x (edge masks) faster, see README.md.
+// against one pixel at a time (81 window pixels each), measured 1.3x (the stride-3 training
+// mask) to 1.7-2.3x (an edge mask) faster, see README.md.
 //
 // Backward, one pixel at a time: its square, with the zero border, is copied into a small
 // buffer Z (in L1 cache) and, for the upstream gradient G[m, d] of the pixel (D is linear in
