@@ -353,6 +353,66 @@ int workers_for(const Shape& s, int threads, int64_t bands) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, bands)));
 }
 
+// What band_distances needs of a band's mask, whatever the image (the fused loss passes SR
+// and HR through one plan): window rows R = rlo - K + i (i < nr) and columns
+// x = clo - K + j (j < nw), unpadded; the band's distinct pixel columns (cols, col_of); per
+// row, the runs [j0, j1) of window pixels whose E is needed (e_runs, need_e) and the
+// columns whose H is (h_cols); the lane weights; the ring slot of each row.
+template <typename T>
+struct BandPlan {
+  int64_t K, nr, nw, ncol;
+  std::vector<int64_t> col_of, cols, slot;
+  std::vector<char> need_e;
+  std::vector<std::vector<int64_t>> e_runs, h_cols;
+  Aligned<T> weight;  // [t][lane]: 1 where the partner of window column jx = t - K lies in
+                      // the square, 0 <= jx + dx <= 2P, else 0
+
+  BandPlan(const int64_t* pos, const Geo& g, const Band& band)
+      : K(g.K),
+        nr(band.rhi - band.rlo + 1 + 2 * K),
+        nw(band.chi - band.clo + 1 + 2 * K),
+        col_of(band.chi - band.clo + 1, -1),
+        slot(nr),
+        need_e(nr * nw, 0),
+        e_runs(nr),
+        h_cols(nr),
+        weight(g.W * g.XW) {
+    for (int64_t q = band.q0; q < band.q1; ++q) {
+      int64_t& ci = col_of[pos[3 * q + 2] - band.clo];
+      if (ci < 0) {
+        ci = static_cast<int64_t>(cols.size());
+        cols.push_back(pos[3 * q + 2]);
+      }
+    }
+    ncol = static_cast<int64_t>(cols.size());
+    std::vector<char> need_h(nr * ncol, 0);
+    for (int64_t q = band.q0; q < band.q1; ++q) {
+      const int64_t i0 = pos[3 * q + 1] - band.rlo, j0 = pos[3 * q + 2] - band.clo;
+      const int64_t ci = col_of[j0];
+      for (int64_t i = i0; i <= i0 + 2 * K; ++i) {
+        std::fill(need_e.begin() + i * nw + j0, need_e.begin() + i * nw + j0 + 2 * K + 1, 1);
+        need_h[i * ncol + ci] = 1;
+      }
+    }
+    for (int64_t i = 0; i < nr; ++i) {
+      for (int64_t j = 0; j < nw; ++j) {
+        if (!need_e[i * nw + j]) continue;
+        if (j == 0 || !need_e[i * nw + j - 1]) e_runs[i].push_back(j);
+        if (j == nw - 1 || !need_e[i * nw + j + 1]) e_runs[i].push_back(j + 1);
+      }
+      for (int64_t ci = 0; ci < ncol; ++ci) {
+        if (need_h[i * ncol + ci]) h_cols[i].push_back(ci);
+      }
+      slot[i] = i % g.W;
+    }
+    for (int64_t t = 0; t < g.W; ++t) {
+      for (int64_t l = 0; l < g.XW; ++l) {
+        weight.data()[t * g.XW + l] = l + t - K >= 0 && l + t - K <= 2 * g.P ? T(1) : T(0);
+      }
+    }
+  }
+};
+
 // D of every pixel of a band, sharing work between pixels whose windows overlap.
 //
 // With the image's rows R and columns x (unpadded) and an offset row dy, the squared
@@ -373,16 +433,19 @@ int workers_for(const Shape& s, int threads, int64_t bands) {
 // rows of H kept in a ring, and a pixel's row of D is written once its window's last row is
 // done. out: one row of S*S + XW values per pixel of the band (the last XW are spill room).
 // NVT (vectors per row of lanes), KW (window), CC (channels): compile-time values for the
-// default sizes, 0 for any.
+// default sizes, 0 for any. plan: the band's, from BandPlan.
 template <typename T, int NVT, int KW, int CC>
-void band_distances(const T* A, const int64_t* pos, const Geo& g, const Band& band, T* out,
-                    int64_t out_stride) {
+void band_distances(const T* A, const BandPlan<T>& plan, const int64_t* pos, const Geo& g,
+                    const Band& band, T* out, int64_t out_stride) {
   using V = typename VecOf<T>::type;
   constexpr int64_t L = kVectorBytes / sizeof(T);
   const int64_t nvt = NVT ? NVT : g.XW / L, W = KW ? KW : g.W, C = CC ? CC : g.C;
   const int64_t K = W / 2, P = g.P, S = g.S, XW = g.XW;
-  const int64_t nr = band.rhi - band.rlo + 1 + 2 * K;  // rows R = rlo - K + i
-  const int64_t nw = band.chi - band.clo + 1 + 2 * K;  // columns x = clo - K + j
+  const int64_t nr = plan.nr, nw = plan.nw, ncol = plan.ncol;
+  const std::vector<int64_t>& cols = plan.cols;
+  const std::vector<int64_t>& col_of = plan.col_of;
+  const std::vector<int64_t>& slot = plan.slot;
+  const T* weight = plan.weight.data();
   const int64_t x0 = band.clo - K;
   // The padded image's rows that the band reads, with its columns [x0, x0 + nw + XW) (zero
   // where they leave the image, so that lanes past the square read zeros, not past memory).
@@ -405,55 +468,17 @@ void band_distances(const T* A, const int64_t* pos, const Geo& g, const Band& ba
   auto arow = [&](int64_t c, int64_t i) {
     return ab.data() + (c * ah + band.rlo - K + i + P - pr0) * aw + P;
   };
-  // Which window pixels and (row, column) sums the band's pixels need, and their columns.
-  std::vector<int64_t> col_of(band.chi - band.clo + 1, -1), cols;
-  for (int64_t q = band.q0; q < band.q1; ++q) {
-    int64_t& ci = col_of[pos[3 * q + 2] - band.clo];
-    if (ci < 0) {
-      ci = static_cast<int64_t>(cols.size());
-      cols.push_back(pos[3 * q + 2]);
-    }
-  }
-  const int64_t ncol = static_cast<int64_t>(cols.size());
-  std::vector<char> need_e(nr * nw, 0), need_h(nr * ncol, 0);
-  for (int64_t q = band.q0; q < band.q1; ++q) {
-    const int64_t i0 = pos[3 * q + 1] - band.rlo, j0 = pos[3 * q + 2] - band.clo;
-    const int64_t ci = col_of[j0];
-    for (int64_t i = i0; i <= i0 + 2 * K; ++i) {
-      std::fill(need_e.begin() + i * nw + j0, need_e.begin() + i * nw + j0 + 2 * K + 1, 1);
-      need_h[i * ncol + ci] = 1;
-    }
-  }
-  std::vector<std::vector<int64_t>> e_runs(nr), h_cols(nr);  // runs [j0, j1) of E; H columns
-  for (int64_t i = 0; i < nr; ++i) {
-    for (int64_t j = 0; j < nw; ++j) {
-      if (!need_e[i * nw + j]) continue;
-      if (j == 0 || !need_e[i * nw + j - 1]) e_runs[i].push_back(j);
-      if (j == nw - 1 || !need_e[i * nw + j + 1]) e_runs[i].push_back(j + 1);
-    }
-    for (int64_t ci = 0; ci < ncol; ++ci) {
-      if (need_h[i * ncol + ci]) h_cols[i].push_back(ci);
-    }
-  }
-  // weight[t][lane]: 1 where the partner of window column jx = t - K lies in the square,
-  // 0 <= jx + dx <= 2P, else 0.
-  Aligned<T> weight(W * XW);
-  for (int64_t t = 0; t < W; ++t) {
-    for (int64_t l = 0; l < XW; ++l) {
-      weight.data()[t * XW + l] = l + t - K >= 0 && l + t - K <= 2 * P ? T(1) : T(0);
-    }
-  }
   // What does not depend on the offset: sq, Q and H's sq part (hsq) per (row, column).
   std::vector<T> sq(nr * nw, T(0)), qsum(nr * ncol, T(0));
   Aligned<T> hsq(nr * ncol * XW);
   for (int64_t i = 0; i < nr; ++i) {
     for (int64_t j = 0; j < nw; ++j) {
-      if (!need_e[i * nw + j]) continue;
+      if (!plan.need_e[i * nw + j]) continue;
       T s = T(0);
       for (int64_t c = 0; c < C; ++c) s += arow(c, i)[j] * arow(c, i)[j];
       sq[i * nw + j] = s;
     }
-    for (int64_t ci : h_cols[i]) {
+    for (int64_t ci : plan.h_cols[i]) {
       const T* sr = sq.data() + i * nw + cols[ci] - band.clo;
       T s = T(0);
       for (int64_t t = 0; t < W; ++t) s += sr[t];
@@ -462,14 +487,12 @@ void band_distances(const T* A, const int64_t* pos, const Geo& g, const Band& ba
       for (int64_t v = 0; v < nvt; ++v) {
         V o = V{};
         for (int64_t t = 0; t < W; ++t) {
-          o += (T(1) - load<V>(weight.data() + t * XW + v * L)) * splat<V>(sr[t]);
+          o += (T(1) - load<V>(weight + t * XW + v * L)) * splat<V>(sr[t]);
         }
         store(h + v * L, o);
       }
     }
   }
-  std::vector<int64_t> slot(nr);
-  for (int64_t i = 0; i < nr; ++i) slot[i] = i % W;
   Aligned<T> e(nw * XW), ring(W * ncol * XW);
   constexpr int64_t kBlock = NVT ? NVT : 8;  // accumulators of E at a time
   std::vector<const T*> ring_rows(W);
@@ -478,7 +501,7 @@ void band_distances(const T* A, const int64_t* pos, const Geo& g, const Band& ba
     for (int64_t i = 0; i < nr; ++i) {
       const int64_t R = band.rlo - K + i;  // window row (unpadded); its partners: padded row R + dy
       if (R + dy >= 0 && R + dy < g.Hp) {
-        const std::vector<int64_t>& runs = e_runs[i];
+        const std::vector<int64_t>& runs = plan.e_runs[i];
         for (size_t k = 0; k < runs.size(); k += 2) {
           for (int64_t j = runs[k]; j < runs[k + 1]; ++j) {
             for (int64_t v0 = 0; v0 < nvt; v0 += kBlock) {
@@ -506,10 +529,10 @@ void band_distances(const T* A, const int64_t* pos, const Geo& g, const Band& ba
           constexpr int KC = KW / 2;
           V w0[KC], w1[KC];
           for (int t = 0; t < KC; ++t) {
-            w0[t] = load<V>(weight.data() + t * XW);
-            w1[t] = load<V>(weight.data() + (KC + 1 + t) * XW + L);
+            w0[t] = load<V>(weight + t * XW);
+            w1[t] = load<V>(weight + (KC + 1 + t) * XW + L);
           }
-          for (int64_t ci : h_cols[i]) {
+          for (int64_t ci : plan.h_cols[i]) {
             const T* ev = e.data() + (cols[ci] - band.clo) * XW;  // jx = -K
             const T* hs = hsq.data() + (i * ncol + ci) * XW;
             V h[2][2] = {{load<V>(hs), V{}}, {load<V>(hs + L), V{}}};
@@ -521,12 +544,12 @@ void band_distances(const T* A, const int64_t* pos, const Geo& g, const Band& ba
             for (int v = 0; v < 2; ++v) store(hring + ci * XW + v * L, h[v][0] + h[v][1]);
           }
         } else {
-          for (int64_t ci : h_cols[i]) {
+          for (int64_t ci : plan.h_cols[i]) {
             const T* ev = e.data() + (cols[ci] - band.clo) * XW;  // jx = -K
             for (int64_t v = 0; v < nvt; ++v) {
               V h0 = load<V>(hsq.data() + (i * ncol + ci) * XW + v * L), h1 = V{};
               for (int64_t t = 0; t < W; ++t) {
-                const V wv = load<V>(weight.data() + t * XW + v * L);
+                const V wv = load<V>(weight + t * XW + v * L);
                 if (t % 2 == 0) h0 += load<V>(ev + t * XW + v * L) * wv;
                 else h1 += load<V>(ev + t * XW + v * L) * wv;
               }
@@ -565,15 +588,15 @@ void band_distances(const T* A, const int64_t* pos, const Geo& g, const Band& ba
 
 // D of a band's pixels into out: rows of `stride` >= S*S + XW values.
 template <typename T>
-void distances_of_band(const T* A, const int64_t* pos, const Geo& g, const Band& band, T* out,
-                       int64_t stride) {
+void distances_of_band(const T* A, const BandPlan<T>& plan, const int64_t* pos, const Geo& g,
+                       const Band& band, T* out, int64_t stride) {
   constexpr int64_t L = kVectorBytes / sizeof(T);
   // The defaults (search 25, window 9, RGB); band_distances's fast path needs the search
   // square's lanes to fill most of two vectors (2P >= L + K).
-  if (std::is_same_v<T, float> && g.XW == 2 * L && g.W == 9 && g.C == 3 && 2 * g.P >= L + 4) {
-    band_distances<T, 2, 9, 3>(A, pos, g, band, out, stride);
+  if (std::is_same_v<T, float> && g.XW == 2 * L && g.W == 9 && g.C == 3 && 2 * g.P >= L + g.K) {
+    band_distances<T, 2, 9, 3>(A, plan, pos, g, band, out, stride);
   } else {
-    band_distances<T, 0, 0, 0>(A, pos, g, band, out, stride);
+    band_distances<T, 0, 0, 0>(A, plan, pos, g, band, out, stride);
   }
 }
 
@@ -583,7 +606,7 @@ void forward_band(const T* A, const int64_t* pos, const Geo& g, const Band& band
   const FlushDenormals flush;
   const int64_t stride = g.SS + g.XW;
   Aligned<T> rows((band.q1 - band.q0) * stride);
-  distances_of_band(A, pos, g, band, rows.data(), stride);
+  distances_of_band(A, BandPlan<T>(pos, g, band), pos, g, band, rows.data(), stride);
   for (int64_t q = band.q0; q < band.q1; ++q) {
     std::memcpy(out + q * g.SS, rows.data() + (q - band.q0) * stride, g.SS * sizeof(T));
   }
@@ -725,8 +748,9 @@ void loss_band(const float* SR, const float* HR, const int64_t* pos, const Geo& 
   const int64_t zs = RS ? RS : g.stride, SS = g.SS, stride = SS + g.XW;
   ga.assign(g.C * GH * GW, 0.0f);
   Aligned<float> dsr((band.q1 - band.q0) * stride), dhr((band.q1 - band.q0) * stride);
-  distances_of_band(SR, pos, g, band, dsr.data(), stride);
-  distances_of_band(HR, pos, g, band, dhr.data(), stride);
+  const BandPlan<float> plan(pos, g, band);  // one plan for both images
+  distances_of_band(SR, plan, pos, g, band, dsr.data(), stride);
+  distances_of_band(HR, plan, pos, g, band, dhr.data(), stride);
   BackwardScratch<float> w(g, zs);
   std::vector<float> grow(SS + g.XW), rows(5 * SS);
   const int64_t offset = band.b * g.C * g.Hp * g.Wp;
