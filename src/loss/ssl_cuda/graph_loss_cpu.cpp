@@ -129,15 +129,13 @@ double graph_loss(const float* ps, const float* ph, int64_t n, int64_t ss, doubl
   {
     const FlushDenormals flush;
     std::vector<float> buf(5 * ss);
-    float* s = buf.data();
 #pragma omp for schedule(static)
     for (int64_t blk = 0; blk < nblocks; ++blk) {
       double l1 = 0.0, klsum = 0.0;
       const int64_t r1 = std::min(n, (blk + 1) * kRowsPerBlock);
       for (int64_t row = blk * kRowsPerBlock; row < r1; ++row) {
-        const RowSums r = row_loss(ps + row * ss, ph + row * ss, s, s + ss, s + 2 * ss,
-                                   s + 3 * ss, s + 4 * ss, pg ? pg + row * ss : nullptr, ss,
-                                   la.a, la.kl, la.normalize, la.c);
+        const GraphRowSums r = graph_loss_row(ps + row * ss, ph + row * ss, buf.data(),
+                                              pg ? pg + row * ss : nullptr, ss, la);
         l1 += r.l1;
         klsum += r.kl;
       }

@@ -70,7 +70,7 @@ struct GraphRowSums {
 };
 
 // One row of distances d_sr, d_hr [ss]: the row's L1 and KL sums, and dloss/dd_sr into grad
-// [ss] (not null). buf: 5 ss floats of scratch (graph_loss_cpu.cpp).
+// [ss] unless grad is null. buf: 5 ss floats of scratch (graph_loss_cpu.cpp).
 GraphRowSums graph_loss_row(const float* d_sr, const float* d_hr, float* buf, float* grad,
                             int64_t ss, const GraphLossArgs& la);
 
@@ -78,8 +78,8 @@ GraphRowSums graph_loss_row(const float* d_sr, const float* d_hr, float* buf, fl
 // scale * hr: sr and hr unpadded [B, C, H, W] (s.Hp, s.Wp their padded sizes, H + 2P and
 // W + 2P, P = search / 2 < H, W), reflect-padded and scaled inside; the masked pixels; the
 // graph arguments as graph_loss takes them. Writes dloss/dsr (unpadded, the padding folded
-// back, the scale applied) into grad and returns the loss. No [n, ss] array is made: each
-// pixel's distances, graphs and gradient are done in turn. n >= 1.
+// back, the scale applied) into grad and returns the loss. No [n, ss] array is made: a band
+// of pixels' distances at a time, then each pixel's graphs and gradient. n >= 1.
 double ssl_loss_cpu(const float* sr, const float* hr, float scale, const int64_t* pos,
                     const Shape& s, double a, bool normalize, double kl, float* grad,
                     int threads);
