@@ -193,6 +193,32 @@ def test_results_do_not_depend_on_the_thread_count():
         assert torch.equal(g, outputs[0][1])
 
 
+def test_both_ways_of_the_backward_match_the_oracle_for_any_thread_count():
+    """The backward is shared between the pixels of a band whose windows overlap much (image
+    0: a solid block, 18 windows on each pixel they cover) and taken a pixel at a time where
+    they barely overlap (image 1: pixels 10 apart, one window each). Image 2, a block beside
+    scattered pixels, has one band of each kind (3.4 and 1.7 windows per pixel)."""
+    gen = torch.Generator().manual_seed(12)
+    image = torch.rand(3, 3, 44, 47, generator=gen)
+    mask = torch.zeros(3, 1, 44, 47, dtype=torch.bool)
+    mask[0, 0, 14:30, 10:26] = True
+    mask[1, 0, 2::10, 3::10] = True
+    mask[2, 0, 20:26, 30:36] = True
+    mask[2, 0, 3::7, 2::6] = True
+    n = int(mask.sum())
+    upstream = torch.randn(n, 625, generator=gen, dtype=torch.float64)
+    x64 = image.double().requires_grad_()
+    ref = patch_distances_reference(x64, mask, 25, 9)
+    ref.backward(upstream)
+    outputs = _with_threads((1, 2, 3), image, mask, upstream.float())
+    d, grad = outputs[0]
+    assert ((d.double() - ref).abs() <= 2e-6 * ref.abs() + 1e-12).all()
+    for b in range(3):
+        assert rel_err(grad[b], x64.grad[b]) <= 1e-4, b
+    for d_t, g_t in outputs[1:]:
+        assert torch.equal(d_t, d) and torch.equal(g_t, grad)
+
+
 @pytest.mark.slow
 def test_pixels_crowded_in_a_few_rows_match_the_oracle_for_any_thread_count():
     """An edge mask on a few rows: the work is split by pixel count inside those rows (bands
@@ -246,7 +272,7 @@ def test_kernels_for_smaller_vectors_match_the_oracle(tmp_path, flag, lanes):
     ext = _build.build_extension(f'ssl_ops_{lanes}_lanes_test', sources, tmp_path,
                                  extra_cflags=[flag])
     gen = torch.Generator().manual_seed(10)
-    for b, c, h, w, search, window, counts in [CASES[2], CASES[5], CASES[8], CASES[9]]:
+    for b, c, h, w, search, window, counts in [CASES[2], CASES[3], CASES[5], CASES[8], CASES[9]]:
         image = torch.rand(b, c, h, w, generator=gen)
         mask = random_mask(image.shape, counts, gen)
         x64 = image.double().requires_grad_()

@@ -18,12 +18,17 @@
 // against one pixel at a time (81 window pixels each), measured 1.3x (the stride-3 training
 // mask) to 1.7-2.3x (an edge mask) faster, see README.md.
 //
-// Backward, one pixel at a time: its square, with the zero border, is copied into a small
-// buffer Z (in L1 cache) and, for the upstream gradient G[m, d] of the pixel (D is linear in
-// each square):
-//   dA[m+k] += 2 (sum_d G[d]) A[m+k] - 2 sum_d G[d] Z[d+k]        (window_part)
-//   dA[u]   -= 2 sum_k G[u-k] A[m+k] - 2 A[u] sum_k G[u-k]         (square_part; u inside)
-// two correlations of G with the image, in vector lanes (the offsets' columns).
+// Backward, a band at a time, in one of two ways (shares_backward chooses by how much the
+// band's windows overlap):
+// - one pixel at a time (backward_pixel): its square, with the zero border, is copied into a
+//   small buffer Z (in L1 cache) and, for the upstream gradient G[m, d] of the pixel (D is
+//   linear in each square):
+//     dA[m+k] += 2 (sum_d G[d]) A[m+k] - 2 sum_d G[d] Z[d+k]        (window_part)
+//     dA[u]   -= 2 sum_k G[u-k] A[m+k] - 2 A[u] sum_k G[u-k]         (square_part; u inside)
+//   two correlations of G with the image, in vector lanes (the offsets' columns);
+// - shared between the pixels whose windows cover a pixel (BandBackward): the rows of G of
+//   those pixels are summed first, so each covered pixel costs one pass over its offsets
+//   however many windows hold it.
 //
 // ssl_loss_cpu (the loss while training on the CPU) does a band at a time: the SR and HR
 // distances of its pixels, then per pixel the graph arithmetic of the row
@@ -36,6 +41,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -102,21 +108,23 @@ inline T hsum(V v) {
   else return (v[0] + v[1]) + (v[2] + v[3]);
 }
 
-// n zero-initialised values starting on a 64-byte boundary. (Where the rows of the scratch
-// buffers fall against cache lines decides how many vector loads straddle two lines; with
-// malloc's 16-byte alignment that changed from run to run, and the kernel's speed with it.)
+// n values starting on a 64-byte boundary, zero-initialised unless zero is false. (Where the
+// rows of the scratch buffers fall against cache lines decides how many vector loads
+// straddle two lines; with malloc's 16-byte alignment that changed from run to run, and the
+// kernel's speed with it.)
 template <typename T>
 class Aligned {
  public:
-  explicit Aligned(int64_t n) : buf_(n + 64 / sizeof(T), T(0)) {
-    const auto address = reinterpret_cast<std::uintptr_t>(buf_.data());
-    p_ = buf_.data() + ((64 - address % 64) % 64) / sizeof(T);
+  explicit Aligned(int64_t n, bool zero = true) : buf_(new T[n + 64 / sizeof(T)]) {
+    const auto address = reinterpret_cast<std::uintptr_t>(buf_.get());
+    p_ = buf_.get() + ((64 - address % 64) % 64) / sizeof(T);
+    if (zero) std::fill(p_, p_ + n, T(0));
   }
   T* data() { return p_; }
   const T* data() const { return p_; }
 
  private:
-  std::vector<T> buf_;
+  std::unique_ptr<T[]> buf_;
   T* p_;
 };
 
@@ -716,17 +724,453 @@ inline int64_t reach_pitch(const Geo& g, const Band& band) {
   return band.chi - band.clo + 1 + 2 * g.P + g.XW - g.S;
 }
 
+// The backward of one band, shared between the masked pixels whose windows cover a pixel.
+//
+// D[m, d] is linear in each square, so for a window pixel u = m + k of masked pixels m, the
+// gradient of sum_{m, d} G[m, d] D[m, d] is the sum over u of
+//   dA[u]     += 2 A[u] GS(u) - 2 sum_d Gin(u)[d] A[u + d]
+//   dA[u + d] += 2 Gin(u)[d] (A[u + d] - A[u])
+// where, over the masked pixels m whose windows hold u,
+//   GS(u)     = sum_m sum_d G[m, d]                  (a partner outside m's square counts
+//                                                     A[u]^2, whose gradient is only 2 G A[u])
+//   Gin(u)[d] = sum_m [u + d in m's square] G[m, d].
+// Gin is a box sum of the rows G[m] over the window, with exact 0/1 lane weights for the
+// square's edge: along the image rows first (each pixel adds its row of G into the 2K + 1
+// window columns of its image row, lanes dx weighted; the last 2K + 1 image rows are kept in
+// a ring), then down the columns when the window row of u is reached (image rows whose
+// square misses u + d left out). The work grows with the area the windows cover, not with
+// the number of (pixel, window pixel) pairs: a pixel covered by n windows costs one pass
+// over its offsets instead of n.
+//
+// Coordinates: u at unpadded (uy, ux) of the band's window rows [rlo - K, rhi + K] and
+// columns [clo - K, chi + K] (cu = ux - clo + K). The band's image (ab) and gradient (da)
+// hold its reach (the padded rows [rlo, rhi + 2P] and columns [clo, chi + 2P], XW - S spare
+// columns) with K more rows and columns of zeros on every side, so that the partners of u
+// in every lane, in the square or not, are in the buffer (those outside every square get
+// a weight of 0).
+// Window columns per strip. A strip's ring of G rows (2K + 2 slots x kStrip columns x S x
+// XW values, 512 KB for the defaults) stays in the core's L2 cache while the strip's window
+// rows read it; with a band's whole width (136 columns, 4.4 MB) the backward took 1.1x as
+// long (bench side by side, 1 thread), and the ring's size would grow with the image.
+constexpr int64_t kStrip = 16;
+
+template <typename T>
+class BandBackward {
+ public:
+  BandBackward(const T* A, const Geo& g, const Band& band)
+      : g_(g),
+        band_(band),
+        K_(g.K),
+        nc_(band.chi - band.clo + 1 + 2 * g.K),
+        gh_(reach_rows(g, band)),
+        gw_(reach_pitch(g, band)),
+        bh_(gh_ + 2 * K_),
+        bw_(gw_ + 2 * K_),
+        ab_(2 * g.C * bh_ * bw_ + kApart),
+        da_(ab_.data() + g.C * bh_ * bw_ + kApart),
+        ring_((g.W + 1) * kStrip * g.S * g.XW, false),  // read where written only
+        gq_((band.q1 - band.q0) * g.S * g.XW, false),
+        gs2_(band.q1 - band.q0),
+        gsr_((g.W + 1) * kStrip),
+        touched_((g.W + 1) * kStrip, 0),
+        slot_row_(g.W + 1, -1),
+        weight_(g.W * g.XW),
+        list_(2 * (g.W + 1)),
+        rows_(g.W + 1) {
+    const T* img = A + band.b * g.C * g.Hp * g.Wp;
+    const int64_t width = band.chi - band.clo + 1 + 2 * g.P;  // the reach's columns
+    for (int64_t c = 0; c < g.C; ++c) {
+      for (int64_t r = 0; r < gh_; ++r) {
+        std::memcpy(ab_.data() + (c * bh_ + r + K_) * bw_ + K_,
+                    img + (c * g.Hp + band.rlo + r) * g.Wp + band.clo, width * sizeof(T));
+      }
+    }
+    // 2 where the partner of window column t (kx = t - K) lies in the square, 0 <= t - K + j
+    // <= 2P for lane j, else 0: the factor 2 of both gradient terms, exact.
+    for (int64_t t = 0; t < g.W; ++t) {
+      for (int64_t j = 0; j < g.XW; ++j) {
+        weight_.data()[t * g.XW + j] = j < g.S && j + t - K_ >= 0 && j + t - K_ <= 2 * g.P ? T(2) : T(0);
+      }
+    }
+  }
+
+  // The upstream gradient of the band's pixel q: its row gq of S*S values (reading XW values
+  // from a row must stay before gend).
+  void set_row(int64_t q, const T* gq, const T* gend) {
+    using V = typename VecOf<T>::type;
+    constexpr int64_t L = kVectorBytes / sizeof(T);
+    const int64_t S = g_.S, XW = g_.XW;
+    T* gp = gq_.data() + (q - band_.q0) * S * XW;
+    V vs = {};
+    for (int64_t i = 0; i < S; ++i) {
+      copy_row(gq + i * S, gend, g_, gp + i * XW);
+      for (int64_t j = 0; j < XW; j += L) vs += load<V>(gp + i * XW + j);
+    }
+    gs2_[q - band_.q0] = T(2) * hsum<T>(vs);
+  }
+
+  // After every pixel's row: the band's gradient into ga (reach_rows x reach_pitch values per
+  // channel, as add_bands reads it), a strip of window columns at a time.
+  void finish(const int64_t* pos, std::vector<T>& ga) {
+    for (c0_ = 0; c0_ < nc_; c0_ += kStrip) {
+      c1_ = std::min(nc_, c0_ + kStrip);
+      next_row_ = band_.rlo;
+      done_ = band_.rlo - K_;
+      std::fill(slot_row_.begin(), slot_row_.end(), -1);
+      for (int64_t q = band_.q0; q < band_.q1; ++q) {
+        const int64_t y = pos[3 * q + 1], x = pos[3 * q + 2];
+        // the pixel's window columns cu = x - clo + t, t = 0 .. 2K, within the strip
+        const int64_t t0 = std::max<int64_t>(0, c0_ - (x - band_.clo));
+        const int64_t t1 = std::min<int64_t>(2 * K_ + 1, c1_ - (x - band_.clo));
+        if (t0 < t1) scatter(q, y, x, t0, t1);
+      }
+      flush(band_.rhi + K_, true);
+    }
+    ga.assign(g_.C * gh_ * gw_, T(0));
+    const int64_t width = band_.chi - band_.clo + 1 + 2 * g_.P;
+    for (int64_t c = 0; c < g_.C; ++c) {
+      for (int64_t r = 0; r < gh_; ++r) {
+        std::memcpy(ga.data() + (c * gh_ + r) * gw_, da_ + (c * bh_ + r + K_) * bw_ + K_,
+                    width * sizeof(T));
+      }
+    }
+  }
+
+ private:
+  // Pixel q's row of G, weighted, into its image row's slot, window columns t0 .. t1 - 1.
+  void scatter(int64_t q, int64_t y, int64_t x, int64_t t0, int64_t t1) {
+    using V = typename VecOf<T>::type;
+    constexpr int64_t L = kVectorBytes / sizeof(T);
+    const int64_t S = g_.S, XW = g_.XW;
+    enter_rows(y);
+    const T* gp = gq_.data() + (q - band_.q0) * S * XW;
+    const T gs2 = gs2_[q - band_.q0];
+    const int64_t s = slot(y);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t k = s * kStrip + x - band_.clo + t - c0_;
+      T* h = ring_.data() + k * S * XW;
+      const T* w = weight_.data() + t * XW;
+      if (!touched_[k]) {
+        touched_[k] = 1;
+        gsr_[k] = gs2;
+        for (int64_t i = 0; i < S; ++i) {
+          for (int64_t j = 0; j < XW; j += L) {
+            store(h + i * XW + j, load<V>(gp + i * XW + j) * load<V>(w + j));
+          }
+        }
+      } else {
+        gsr_[k] += gs2;
+        for (int64_t i = 0; i < S; ++i) {
+          for (int64_t j = 0; j < XW; j += L) {
+            store(h + i * XW + j, load<V>(h + i * XW + j) + load<V>(gp + i * XW + j) * load<V>(w + j));
+          }
+        }
+      }
+    }
+  }
+
+  // Masked rows up to y enter the ring, each after the window rows that need the row it
+  // replaces are done.
+  int64_t slot(int64_t y) const { return (y - band_.rlo) % (g_.W + 1); }
+
+  void enter_rows(int64_t y) {
+    for (; next_row_ <= y; ++next_row_) {
+      flush(next_row_ - 1 - K_);
+      const int64_t s = slot(next_row_);
+      slot_row_[s] = next_row_;
+      std::fill(touched_.begin() + s * kStrip, touched_.begin() + (s + 1) * kStrip, 0);
+    }
+  }
+
+  // The default sizes take window rows two at a time (window_pair_fixed).
+  bool pairs() const {
+    constexpr int64_t L = kVectorBytes / sizeof(T);
+    return g_.XW == 2 * L && g_.C == 3;
+  }
+
+  // Window rows up to uy, whose masked rows (uy - K .. uy + K) have all entered; in pairs,
+  // the last row waits for the next one unless it is the band's last (last). The ring (2K + 2
+  // slots) still holds the rows of both when they are done.
+  void flush(int64_t uy, bool last = false) {
+    if (pairs()) {
+      for (; done_ + 1 <= uy; done_ += 2) window_rows(done_, 2);
+      if (last && done_ == uy) window_rows(done_++, 1);
+    } else {
+      for (; done_ <= uy; ++done_) window_rows(done_, 1);
+    }
+  }
+
+  // The ring slot of image row y, -1 unless it holds the row.
+  int64_t live_slot(int64_t y) const {
+    if (y < band_.rlo || y >= next_row_) return -1;
+    const int64_t s = slot(y);
+    return slot_row_[s] == y ? s : -1;
+  }
+
+  // Window rows uy .. uy + count - 1 (count 1 or 2) of the strip.
+  void window_rows(int64_t uy, int64_t count) {
+    const int64_t plane = bh_ * bw_, W = g_.W, entry = g_.S * g_.XW;
+    const T** rows = rows_.data();
+    int64_t* ky = list_.data();
+    int64_t* live = ky + W + 1;  // slots of y = uy - k, k = -K .. K, then of y = uy + 1 + K
+    for (int64_t r = 0; r < W; ++r) live[r] = live_slot(uy - (r - K_));
+    live[W] = count == 2 ? live_slot(uy + 1 + K_) : -1;
+    for (int64_t cu = c0_; cu < c1_; ++cu) {
+      const int64_t col = cu - c0_;
+      // rows[0 .. m): the rows both windows hold, ky ascending; top (k = K) the first
+      // window's only when count is 2, bottom (y = uy + 1 + K) the second's only
+      int64_t m = 0;
+      const T* top = nullptr;
+      const T* bottom = nullptr;
+      T gs0 = T(0), gs1 = T(0);
+      if (live[W] >= 0 && touched_[live[W] * kStrip + col]) {
+        bottom = ring_.data() + (live[W] * kStrip + col) * entry;
+        gs1 = gsr_[live[W] * kStrip + col];
+      }
+      for (int64_t r = 0; r < W; ++r) {
+        if (live[r] < 0) continue;
+        const int64_t k = live[r] * kStrip + col;
+        if (!touched_[k]) continue;
+        const T* e = ring_.data() + k * entry;
+        gs0 += gsr_[k];
+        if (count == 2 && r == W - 1) {
+          top = e;
+          continue;
+        }
+        rows[m] = e;
+        ky[m++] = r - K_;
+        if (count == 2) gs1 += gsr_[k];
+      }
+      const int64_t at = (uy - band_.rlo + K_) * bw_ + cu;  // u's partners: row 0, lane 0
+      if (count == 2) {
+        if (m == 0 && !top && !bottom) continue;
+        window_pair_fixed(rows, ky, m, top, bottom, ab_.data() + at, da_ + at, plane, gs0, gs1);
+      } else if (m > 0) {
+        window_pixel(rows, ky, m, ab_.data() + at, da_ + at, plane, gs0);
+      }
+    }
+  }
+
+  // Two window pixels, u0 = (uy, cu) and u1 = (uy + 1, cu), the default sizes (2 vectors of
+  // lanes, RGB). The image rows both windows hold are rows[0 .. m) (ky = uy - y ascending);
+  // top (ky = K) is u0's only and bottom (ky = -K - 1) u1's only, either null. Gin of both
+  // is made from one pass over the shared rows, and their partners' rows (u1's offset row i
+  // is u0's i + 1) are read and written once for both: half the loads and stores of two
+  // separate pixels.
+  void window_pair_fixed(const T* const* rows, const int64_t* ky, int64_t m, const T* top,
+                         const T* bottom, const T* a, T* d, int64_t plane, T gs0, T gs1) const {
+    using V = typename VecOf<T>::type;
+    constexpr int64_t L = kVectorBytes / sizeof(T);
+    constexpr int NR = 2, CC = 3;
+    const int64_t S = g_.S, XW = g_.XW, P = g_.P, K = K_, bw = bw_;
+    V acc0[CC][NR], acc1[CC][NR], au0[CC], au1[CC];
+    for (int c = 0; c < CC; ++c) {
+      au0[c] = splat<V>(a[c * plane + P * bw + P]);
+      au1[c] = splat<V>(a[c * plane + (P + 1) * bw + P]);
+      for (int v = 0; v < NR; ++v) acc0[c][v] = acc1[c][v] = V{};
+    }
+    V g1p[NR] = {};        // u1's Gin of the offset row before
+    bool have1p = false;
+    // Rows valid for u0 at offset row i: 0 <= ky + i <= 2P, rows [lo0, hi0); for u1
+    // (ky + 1): [lo1, hi1). Both bounds fall as i grows.
+    int64_t lo0 = 0, hi0 = m, lo1 = 0, hi1 = m;
+    while (lo0 < m && ky[lo0] < 0) ++lo0;
+    while (lo1 < m && ky[lo1] + 1 < 0) ++lo1;
+    for (int64_t i = 0; i <= S; ++i) {
+      V g0[NR], g1[NR];
+      bool have0 = false, have1 = false;
+      if (i < S) {
+        while (lo0 > 0 && ky[lo0 - 1] + i >= 0) --lo0;
+        while (lo1 > 0 && ky[lo1 - 1] + 1 + i >= 0) --lo1;
+        while (hi0 > 0 && ky[hi0 - 1] + i > 2 * P) --hi0;
+        while (hi1 > 0 && ky[hi1 - 1] + 1 + i > 2 * P) --hi1;
+        const int64_t sa = std::max(lo0, lo1), sb = std::min(hi0, hi1);
+        V sh[NR] = {};
+        for (int64_t r = sa; r < sb; ++r) {
+          for (int v = 0; v < NR; ++v) sh[v] += load<V>(rows[r] + i * XW + v * L);
+        }
+        for (int v = 0; v < NR; ++v) g0[v] = g1[v] = sh[v];
+        have0 = lo0 < hi0;
+        have1 = lo1 < hi1;
+        // the rows only one of them holds (at most one at each end)
+        if (lo0 < sa) for (int v = 0; v < NR; ++v) g0[v] += load<V>(rows[lo0] + i * XW + v * L);
+        if (hi0 > sb) for (int v = 0; v < NR; ++v) g0[v] += load<V>(rows[sb] + i * XW + v * L);
+        if (lo1 < sa) for (int v = 0; v < NR; ++v) g1[v] += load<V>(rows[lo1] + i * XW + v * L);
+        if (hi1 > sb) for (int v = 0; v < NR; ++v) g1[v] += load<V>(rows[sb] + i * XW + v * L);
+        if (top && i <= 2 * P - K) {
+          have0 = true;
+          for (int v = 0; v < NR; ++v) g0[v] += load<V>(top + i * XW + v * L);
+        }
+        if (bottom && i >= K) {
+          have1 = true;
+          for (int v = 0; v < NR; ++v) g1[v] += load<V>(bottom + i * XW + v * L);
+        }
+      }
+      // partner row i of u0, i - 1 of u1
+      if (have0 || have1p) {
+        if (!have0) for (int v = 0; v < NR; ++v) g0[v] = V{};
+        for (int c = 0; c < CC; ++c) {
+          const T* z = a + c * plane + i * bw;
+          T* o = d + c * plane + i * bw;
+          for (int v = 0; v < NR; ++v) {
+            const V zv = load_once<V>(z + v * L);
+            acc0[c][v] += g0[v] * zv;
+            acc1[c][v] += g1p[v] * zv;
+            store(o + v * L, load<V>(o + v * L) + g0[v] * (zv - au0[c]) + g1p[v] * (zv - au1[c]));
+          }
+        }
+      }
+      for (int v = 0; v < NR; ++v) g1p[v] = have1 ? g1[v] : V{};
+      have1p = have1;
+    }
+    for (int c = 0; c < CC; ++c) {
+      const V t0 = acc0[c][0] + acc0[c][1], t1 = acc1[c][0] + acc1[c][1];
+      d[c * plane + P * bw + P] += gs0 * au0[c][0] - hsum<T>(t0);
+      d[c * plane + (P + 1) * bw + P] += gs1 * au1[c][0] - hsum<T>(t1);
+    }
+  }
+
+  // One window pixel u: rows[r] (m of them) hold Gin's parts from the image rows at
+  // ky[r] = uy - y; a and d point at u's partner square (offset row 0, lane 0) of channel 0.
+  void window_pixel(const T* const* rows, const int64_t* ky, int64_t m, const T* a, T* d,
+                    int64_t plane, T gs2) const {
+    constexpr int64_t L = kVectorBytes / sizeof(T);
+    if (g_.XW == 2 * L && g_.C == 3) window_pixel_fixed<2, 3>(rows, ky, m, a, d, plane, gs2);
+    else if (g_.XW == 4 * L && g_.C == 3) window_pixel_fixed<4, 3>(rows, ky, m, a, d, plane, gs2);
+    else window_pixel_any(rows, ky, m, a, d, plane, gs2);
+  }
+
+  // NR vectors of lanes, CC channels: every channel's accumulators in registers.
+  template <int NR, int CC>
+  void window_pixel_fixed(const T* const* rows, const int64_t* ky, int64_t m, const T* a, T* d,
+                          int64_t plane, T gs2) const {
+    using V = typename VecOf<T>::type;
+    constexpr int64_t L = kVectorBytes / sizeof(T);
+    const int64_t S = g_.S, XW = g_.XW, P = g_.P, bw = bw_;
+    V acc[CC][NR], au[CC];
+    for (int c = 0; c < CC; ++c) {
+      au[c] = splat<V>(a[c * plane + P * bw + P]);
+      for (int v = 0; v < NR; ++v) acc[c][v] = V{};
+    }
+    // The rows whose squares hold offset row i, 0 <= ky + i <= 2P, are rows [lo, hi) (ky
+    // ascending): lo falls and hi falls as i grows.
+    int64_t lo = 0, hi = m;
+    while (lo < m && ky[lo] < 0) ++lo;
+    for (int64_t i = 0; i < S; ++i) {
+      while (lo > 0 && ky[lo - 1] + i >= 0) --lo;
+      while (hi > 0 && ky[hi - 1] + i > 2 * P) --hi;
+      if (lo >= hi) continue;
+      V gin[NR];
+      for (int v = 0; v < NR; ++v) gin[v] = load<V>(rows[lo] + i * XW + v * L);
+      for (int64_t r = lo + 1; r < hi; ++r) {
+        for (int v = 0; v < NR; ++v) gin[v] += load<V>(rows[r] + i * XW + v * L);
+      }
+      for (int c = 0; c < CC; ++c) {
+        const T* z = a + c * plane + i * bw;
+        T* o = d + c * plane + i * bw;
+        for (int v = 0; v < NR; ++v) {
+          const V zv = load_once<V>(z + v * L);
+          acc[c][v] += gin[v] * zv;
+          store(o + v * L, load<V>(o + v * L) + gin[v] * (zv - au[c]));
+        }
+      }
+    }
+    for (int c = 0; c < CC; ++c) {
+      V t = acc[c][0];
+      for (int v = 1; v < NR; ++v) t += acc[c][v];
+      T& du = d[c * plane + P * bw + P];
+      du += gs2 * au[c][0] - hsum<T>(t);
+    }
+  }
+
+  // Any size: one channel and vector at a time (Gin made again for each).
+  void window_pixel_any(const T* const* rows, const int64_t* ky, int64_t m, const T* a, T* d,
+                        int64_t plane, T gs2) const {
+    using V = typename VecOf<T>::type;
+    constexpr int64_t L = kVectorBytes / sizeof(T);
+    const int64_t S = g_.S, XW = g_.XW, P = g_.P, bw = bw_;
+    for (int64_t c = 0; c < g_.C; ++c) {
+      const T ac = a[c * plane + P * bw + P];
+      const V au = splat<V>(ac);
+      T sum = T(0);
+      for (int64_t j = 0; j < XW; j += L) {
+        V acc = {};
+        for (int64_t i = 0; i < S; ++i) {
+          V gin = {};
+          bool any = false;
+          for (int64_t r = 0; r < m; ++r) {
+            if (ky[r] + i < 0 || ky[r] + i > 2 * P) continue;
+            any = true;
+            gin += load<V>(rows[r] + i * XW + j);
+          }
+          if (!any) continue;
+          const V zv = load<V>(a + c * plane + i * bw + j);
+          T* o = d + c * plane + i * bw + j;
+          acc += gin * zv;
+          store(o, load<V>(o) + gin * (zv - au));
+        }
+        sum += hsum<T>(acc);
+      }
+      d[c * plane + P * bw + P] += gs2 * ac - sum;
+    }
+  }
+
+  const Geo& g_;
+  const Band& band_;
+  const int64_t K_, nc_, gh_, gw_, bh_, bw_;
+  // ab_ holds the image, then the gradient da_ kApart values further on than they would
+  // be back to back.
+  static constexpr int64_t kApart = 512 / sizeof(T) * 3;
+  Aligned<T> ab_;
+  T* da_;
+  Aligned<T> ring_;  // ring_: [slot][cu - c0][offset row][lane]
+  Aligned<T> gq_;              // the band's rows of G: [pixel][offset row][lane]
+  std::vector<T> gs2_;         // 2 sum_d G per pixel
+  std::vector<T> gsr_;         // [slot][cu - c0]: gs2 of the row's pixels covering cu
+  std::vector<char> touched_;  // [slot][cu - c0]: some pixel of the slot's row covers cu
+  std::vector<int64_t> slot_row_;
+  Aligned<T> weight_;
+  std::vector<int64_t> list_;  // window_row's lists of rows
+  std::vector<const T*> rows_;
+  int64_t c0_ = 0, c1_ = 0, next_row_ = 0, done_ = 0;  // the strip's columns, its rows done
+};
+
+// Pairs of (masked pixel, window pixel) per window pixel its windows cover, at or above which
+// a band's backward is shared between its pixels (BandBackward) rather than taken a pixel at
+// a time (backward_pixel). Measured on the defaults (bench/ssl_op.py, 1 thread): shared
+// 0.44x as fast at 1.1 pairs per pixel (isolated pixels), 0.83x at 2.4, 1.06x at 3.6, 1.15x
+// at 3.8 (the stride-3 training mask), 1.4x at 5.4 (10% random), 2.1x at 9.4 (an edge mask).
+constexpr double kSharePairs = 3.3;
+
+// Whether the band's windows overlap enough for the shared backward (kSharePairs).
+bool shares_backward(const int64_t* pos, const Geo& g, const Band& band) {
+  const int64_t nr = band.rhi - band.rlo + 1 + 2 * g.K, nw = band.chi - band.clo + 1 + 2 * g.K;
+  std::vector<char> cover(nr * nw, 0);
+  for (int64_t q = band.q0; q < band.q1; ++q) {
+    char* c = cover.data() + (pos[3 * q + 1] - band.rlo) * nw + pos[3 * q + 2] - band.clo;
+    for (int64_t i = 0; i < g.W; ++i) std::memset(c + i * nw, 1, g.W);
+  }
+  const int64_t covered = std::count(cover.begin(), cover.end(), char(1));
+  return static_cast<double>(band.q1 - band.q0) * g.W * g.W >= kSharePairs * covered;
+}
+
 template <typename T, int NV, int64_t RS>
 void backward_band(const T* A, const int64_t* pos, const T* G, const Geo& g, const Band& band,
                    std::vector<T>& ga) {
   const FlushDenormals flush;
+  const T* gend = G + band.q1 * g.SS;
+  if (shares_backward(pos, g, band)) {
+    BandBackward<T> bb(A, g, band);
+    for (int64_t q = band.q0; q < band.q1; ++q) bb.set_row(q, G + q * g.SS, gend);
+    bb.finish(pos, ga);
+    return;
+  }
   const int64_t GH = reach_rows(g, band), GW = reach_pitch(g, band);
   const int64_t zs = RS ? RS : g.stride;
   ga.assign(g.C * GH * GW, T(0));
   BackwardScratch<T> w(g, zs);
   const T* img = A + band.b * g.C * g.Hp * g.Wp;
   const T* end = img + g.C * g.Hp * g.Wp;
-  const T* gend = G + band.q1 * g.SS;
   for (int64_t q = band.q0; q < band.q1; ++q) {
     const int64_t y = pos[3 * q + 1], x = pos[3 * q + 2];
     fill_square(img, end, y, x, g, zs, w.Z.data());
@@ -736,36 +1180,49 @@ void backward_band(const T* A, const int64_t* pos, const T* G, const Geo& g, con
 }
 
 // The fused SSL loss for one band (float32): the band's SR and HR distances
-// (band_distances), then per pixel the graphs' loss terms and dloss/dD_sr (graph_loss_row)
-// and at once that row's gradient into the band's buffer, so no [N, S*S] array is written.
-// Adds the band's L1 and KL sums to sums.
+// (band_distances), then per pixel the graphs' loss terms and dloss/dD_sr (graph_loss_row),
+// that row going at once into the band's backward (shared or a pixel at a time, as in
+// backward_band), so no [N, S*S] array is written. Adds the band's L1 and KL sums to sums.
 template <int NV, int64_t RS>
 void loss_band(const float* SR, const float* HR, const int64_t* pos, const Geo& g,
                const Band& band, const GraphLossArgs& la, std::vector<float>& ga,
                double sums[2]) {
   const FlushDenormals flush;
-  const int64_t GH = reach_rows(g, band), GW = reach_pitch(g, band);
-  const int64_t zs = RS ? RS : g.stride, SS = g.SS, stride = SS + g.XW;
-  ga.assign(g.C * GH * GW, 0.0f);
+  const int64_t SS = g.SS, stride = SS + g.XW;
   Aligned<float> dsr((band.q1 - band.q0) * stride), dhr((band.q1 - band.q0) * stride);
   const BandPlan<float> plan(pos, g, band);  // one plan for both images
   distances_of_band(SR, plan, pos, g, band, dsr.data(), stride);
   distances_of_band(HR, plan, pos, g, band, dhr.data(), stride);
-  BackwardScratch<float> w(g, zs);
   std::vector<float> grow(SS + g.XW), rows(5 * SS);
-  const int64_t offset = band.b * g.C * g.Hp * g.Wp;
-  const float* end_sr = SR + offset + g.C * g.Hp * g.Wp;
   double l1 = 0.0, kl = 0.0;
-  for (int64_t q = band.q0; q < band.q1; ++q) {
-    const int64_t y = pos[3 * q + 1], x = pos[3 * q + 2];
+  auto row = [&](int64_t q) {  // pixel q's graph terms; its dloss/dD_sr into grow
     const int64_t k = (q - band.q0) * stride;
     const GraphRowSums r = graph_loss_row(dsr.data() + k, dhr.data() + k, rows.data(),
                                           grow.data(), SS, la);
     l1 += r.l1;
     kl += r.kl;
-    fill_square(SR + offset, end_sr, y, x, g, zs, w.Z.data());
-    backward_pixel<float, NV, RS>(grow.data(), grow.data() + grow.size(), g, w, ga.data(), GH,
-                                  GW, y - band.rlo, x - band.clo);
+  };
+  if (shares_backward(pos, g, band)) {
+    BandBackward<float> bb(SR, g, band);
+    for (int64_t q = band.q0; q < band.q1; ++q) {
+      row(q);
+      bb.set_row(q, grow.data(), grow.data() + grow.size());
+    }
+    bb.finish(pos, ga);
+  } else {
+    const int64_t GH = reach_rows(g, band), GW = reach_pitch(g, band);
+    const int64_t zs = RS ? RS : g.stride;
+    ga.assign(g.C * GH * GW, 0.0f);
+    BackwardScratch<float> w(g, zs);
+    const int64_t offset = band.b * g.C * g.Hp * g.Wp;
+    const float* end_sr = SR + offset + g.C * g.Hp * g.Wp;
+    for (int64_t q = band.q0; q < band.q1; ++q) {
+      row(q);
+      const int64_t y = pos[3 * q + 1], x = pos[3 * q + 2];
+      fill_square(SR + offset, end_sr, y, x, g, zs, w.Z.data());
+      backward_pixel<float, NV, RS>(grow.data(), grow.data() + grow.size(), g, w, ga.data(),
+                                    GH, GW, y - band.rlo, x - band.clo);
+    }
   }
   sums[0] = l1;
   sums[1] = kl;
