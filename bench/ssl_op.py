@@ -19,9 +19,10 @@ the ratio an idle machine would show.
 box-sum formulation (floor_flops; its cost does not depend on the mask) divided by the
 measured time, so that the distance to the machine's limit is visible.
 --against REV builds the CPU op of git revision REV (its src/loss/ssl_cuda/*.cpp, *.h) into
-.cache/ssl_ops/rev-<sha>/ and times its forward and backward against this checkout's, on the
-three cases (the two above and the training batch), calls interleaved in one process, and
-checks that both give the same values (to float rounding).
+.cache/ssl_ops/rev-<sha>/ and times its forward and backward against this checkout's, on five
+cases (the two above, a 1% random mask, and the training batch at stride 3 and at stride 1),
+calls interleaved in one process, and checks that both give the same values (to float
+rounding).
 Peak memory is the process's peak resident set (ru_maxrss) after the cold run minus its
 resident set just before it: everything the run touched (torch tensors, the op's C++
 buffers, allocator slack), an upper bound when an earlier transient peak was higher.
@@ -268,8 +269,14 @@ def against(rev, repeat):
     sha, theirs = build_revision(rev)
     ours = _build.load()
     cases = [(CASES[name], *make_case(name)) for name in CASES]
+    # 1% of the pixels: windows that barely overlap (the backward's per-pixel way)
+    gen = torch.Generator().manual_seed(0)
+    sparse = torch.zeros(128 * 128, dtype=torch.bool)
+    sparse[torch.randperm(128 * 128, generator=gen)[:164]] = True
+    cases.append(('1% random mask, 1x3x128x128', cases[0][1], sparse.view(1, 1, 128, 128)))
     hr = train_batch_hr()
     cases.append(('training batch 16x3x96x96, stride 3', hr / 255, edge_mask(hr, stride=3)))
+    cases.append(('training batch, stride 1 (the default)', hr / 255, edge_mask(hr, stride=1)))
     print(f'this checkout against {sha[:12]} ({torch.get_num_threads()} threads; '
           f'median ms of {repeat} interleaved calls)')
     print(f'{"case":40s} {"N":>5s} {"fwd theirs":>11s} {"fwd ours":>9s} {"ratio":>6s} '
@@ -303,34 +310,37 @@ def against(rev, repeat):
 
 
 def fused_against(sha, theirs, ours, hr, repeat):
-    """The fused SSL loss (ssl_loss) of both kernels on the training batch, interleaved, when
-    revision sha's takes the same arguments (the unpadded images and the scale)."""
+    """The fused SSL loss (ssl_loss) of both kernels on the training batch at stride 3 and 1,
+    interleaved, when revision sha's takes the same arguments (the unpadded images and the
+    scale)."""
     import torch
     from loss.ssl import edge_mask
 
     gen = torch.Generator().manual_seed(0)
     sr = (hr + 5 * torch.randn(hr.shape, generator=gen)).clamp(0, 255)
-    pos = torch.nonzero(edge_mask(hr, stride=3)[:, 0]).contiguous()
-    args = (sr, hr, pos, SEARCH, WINDOW, 1.0 / (3 * WINDOW * WINDOW * 0.004), True, 1.0, 1 / 255)
-    try:
-        theirs.ssl_loss(*args)
-    except (TypeError, RuntimeError):
-        print(f'fused loss: {sha[:12]} has no ssl_loss taking unpadded images and a scale; '
-              'not compared')
-        return
-    times = {}
-    for _ in range(repeat + 1):
-        for name, ext in (('theirs', theirs), ('ours', ours)):
-            start = time.perf_counter()
-            out = ext.ssl_loss(*args)
-            times.setdefault(name, []).append((time.perf_counter() - start) * 1e3)
-            times[name + '_out'] = out
-    med = {k: statistics.median(times[k][1:]) for k in ('theirs', 'ours')}
-    (l0, g0), (l1, g1) = times['theirs_out'], times['ours_out']
-    print(f'fused SSL loss, training batch (the pass training runs, forward+backward): '
-          f'{med["theirs"]:.1f} -> {med["ours"]:.1f} ms ({med["theirs"] / med["ours"]:.2f}x); '
-          f'loss {(abs(l1 - l0) / l0).item():.1e}, '
-          f'grad {((g1 - g0).abs().max() / g0.abs().max()).item():.1e} relative')
+    for stride in (3, 1):
+        pos = torch.nonzero(edge_mask(hr, stride=stride)[:, 0]).contiguous()
+        args = (sr, hr, pos, SEARCH, WINDOW, 1.0 / (3 * WINDOW * WINDOW * 0.004), True, 1.0,
+                1 / 255)
+        try:
+            theirs.ssl_loss(*args)
+        except (TypeError, RuntimeError):
+            print(f'fused loss: {sha[:12]} has no ssl_loss taking unpadded images and a scale; '
+                  'not compared')
+            return
+        times = {}
+        for _ in range(repeat + 1):
+            for name, ext in (('theirs', theirs), ('ours', ours)):
+                start = time.perf_counter()
+                out = ext.ssl_loss(*args)
+                times.setdefault(name, []).append((time.perf_counter() - start) * 1e3)
+                times[name + '_out'] = out
+        med = {k: statistics.median(times[k][1:]) for k in ('theirs', 'ours')}
+        (l0, g0), (l1, g1) = times['theirs_out'], times['ours_out']
+        print(f'fused SSL loss, training batch, stride {stride} (the pass training runs, '
+              f'forward+backward): {med["theirs"]:.1f} -> {med["ours"]:.1f} ms '
+              f'({med["theirs"] / med["ours"]:.2f}x); loss {(abs(l1 - l0) / l0).item():.1e}, '
+              f'grad {((g1 - g0).abs().max() / g0.abs().max()).item():.1e} relative')
 
 
 def main(argv=None):

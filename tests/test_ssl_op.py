@@ -655,15 +655,16 @@ def test_bench_against_a_revision_builds_it_from_git_and_compares(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert any(p.name.startswith('rev-' + head.stdout.strip()[:12]) for p in tmp_path.iterdir())
     rows = [line for line in run.stdout.splitlines() if 'agreement' not in line and ' D ' in line]
-    assert len(rows) == 3  # random, edges, training batch
+    assert len(rows) == 5  # random, edges, 1% random, training batch at stride 3 and 1
     for line in rows:
         d_err, g_err = re.search(r'D ([0-9.e+-]+), grad ([0-9.e+-]+)', line).groups()
         assert float(d_err) < 1e-5 and float(g_err) < 1e-4
         if not changed:  # the same sources: the same numbers
             assert float(d_err) == 0 and float(g_err) == 0
     fused = [line for line in run.stdout.splitlines() if line.startswith('fused SSL loss')]
-    assert len(fused) == 1, run.stdout
-    l_err, g_err = re.search(r'loss ([0-9.e+-]+), grad ([0-9.e+-]+)', fused[0]).groups()
-    assert float(l_err) < 1e-5
-    if not changed:
-        assert float(l_err) == 0 and float(g_err) == 0
+    assert len(fused) == 2, run.stdout  # stride 3 and 1
+    for line in fused:
+        l_err, g_err = re.search(r'loss ([0-9.e+-]+), grad ([0-9.e+-]+)', line).groups()
+        assert float(l_err) < 1e-5
+        if not changed:
+            assert float(l_err) == 0 and float(g_err) == 0
