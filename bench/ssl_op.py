@@ -4,6 +4,7 @@
     python bench/ssl_op.py --skip_unfold   # op only (the unfold runs take ~10 s and ~4 GB)
     python bench/ssl_op.py --train         # also the SSL loss on a 16x3x96x96 training batch
     python bench/ssl_op.py --against f3b172f   # this kernel against another git revision's
+    python bench/ssl_op.py --ways          # the backward's two ways, masks of growing overlap
 
 Cases (search 25, window 9, images in [0, 1] as the loss passes them):
   random : 1x3x128x128 noise, 10% of the pixels masked (1,638), fixed seed
@@ -343,6 +344,58 @@ def fused_against(sha, theirs, ours, hr, repeat):
               f'grad {((g1 - g0).abs().max() / g0.abs().max()).item():.1e} relative')
 
 
+def windows_per_pixel(mask, window=WINDOW):
+    """Masked pixels times window^2 over the pixels their windows cover: how many windows
+    hold a covered pixel on average (the backward's choice of way looks at this per band)."""
+    import torch
+    import torch.nn.functional as F
+
+    covered = F.max_pool2d(mask.float(), window, stride=1, padding=window // 2)
+    return mask.sum().item() * window * window / max(covered.sum().item(), 1)
+
+
+def ways(repeat):
+    """The backward forced one pixel at a time (way 0) and shared between pixels (way 1), and
+    as chosen per band (auto), interleaved, on masks of growing overlap."""
+    import torch
+    import torch.nn.functional as F
+    from loss.ssl import edge_mask
+    from loss.ssl_cuda import _build
+
+    ext = _build.load()
+    image = make_case('random')[0]
+    cases = []
+    for percent in (1, 2, 4, 6, 10, 25):
+        gen = torch.Generator().manual_seed(0)
+        mask = torch.zeros(128 * 128, dtype=torch.bool)
+        mask[torch.randperm(128 * 128, generator=gen)[:128 * 128 * percent // 100]] = True
+        cases.append((f'{percent}% random mask, 1x3x128x128', image, mask.view(1, 1, 128, 128)))
+    cases.append((CASES['edges'], *make_case('edges')))
+    hr = train_batch_hr()
+    for stride in (3, 1):
+        cases.append((f'training batch, stride {stride}', hr / 255, edge_mask(hr, stride=stride)))
+    print(f'backward by way ({torch.get_num_threads()} threads; median ms of {repeat} '
+          'interleaved calls); windows: masked pixels x window^2 / pixels their windows cover, '
+          'over the image (the kernel decides per band of <= 32 rows, whose figure is lower)')
+    print(f'{"case":40s} {"N":>5s} {"windows":>8s} {"per pixel":>10s} {"shared":>8s} '
+          f'{"ratio":>6s} {"auto":>8s}')
+    p = SEARCH // 2
+    for title, img, mask in cases:
+        padded = F.pad(img, (p, p, p, p), mode='reflect').contiguous()
+        pos = torch.nonzero(mask[:, 0]).contiguous()
+        upstream = torch.randn(pos.shape[0], SEARCH * SEARCH,
+                               generator=torch.Generator().manual_seed(1))
+        times = {}
+        for _ in range(repeat + 1):  # the first round warms up and is dropped
+            for way in (0, 1, -1):
+                start = time.perf_counter()
+                ext.backward(padded, pos, upstream, SEARCH, WINDOW, way=way)
+                times.setdefault(way, []).append((time.perf_counter() - start) * 1e3)
+        med = {k: statistics.median(v[1:]) for k, v in times.items()}
+        print(f'{title:40s} {pos.shape[0]:5d} {windows_per_pixel(mask):8.2f} {med[0]:10.2f} '
+              f'{med[1]:8.2f} {med[0] / med[1]:5.2f}x {med[-1]:8.2f}')
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--repeat', type=int, default=5, help='warm runs timed per method')
@@ -356,6 +409,8 @@ def main(argv=None):
                         help='GPU figures (not written yet; says whether CUDA is available)')
     parser.add_argument('--against', metavar='REV',
                         help="time this kernel against git revision REV's, side by side")
+    parser.add_argument('--ways', action='store_true',
+                        help='time the two ways of the backward (per pixel, shared) by overlap')
     parser.add_argument('--worker', nargs=2, metavar=('CASE', 'METHOD'), help=argparse.SUPPRESS)
     parser.add_argument('--out', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -368,6 +423,9 @@ def main(argv=None):
         return 0
     if args.against:
         against(args.against, args.repeat)
+        return 0
+    if args.ways:
+        ways(args.repeat)
         return 0
     if args.cuda:
         import torch

@@ -87,6 +87,38 @@ def test_float32_op_matches_float64_oracle(case):
     assert rel_err(x.grad, x64.grad) <= 1e-4
 
 
+@pytest.mark.parametrize('way', [0, 1], ids=['per_pixel', 'shared'])
+def test_each_way_of_the_backward_matches_the_oracle(way):
+    """The backward forced one way (0: one pixel at a time, 1: shared between the pixels whose
+    windows cover a pixel) on every case above, whatever the masks' overlap would choose: the
+    oracle's gradient, bitwise the same on 1 and 2 threads; and in float64 to 1e-12."""
+    ext = _build.load()
+    gen = torch.Generator().manual_seed(13)
+    for case in CASES:
+        b, c, h, w, search, window, counts = case
+        image = torch.rand(b, c, h, w, generator=gen)
+        mask = random_mask(image.shape, counts, gen)
+        x64 = image.double().requires_grad_()
+        ref = patch_distances_reference(x64, mask, search, window)
+        upstream = torch.randn(ref.shape, generator=gen, dtype=torch.float64)
+        ref.backward(upstream)
+        p = search // 2
+        pos = torch.nonzero(mask[:, 0]).contiguous()
+        for dtype, tol in ((torch.float32, 1e-4), (torch.float64, 1e-12)):
+            x = image.to(dtype).clone().requires_grad_()
+            padded = torch.nn.functional.pad(x, (p, p, p, p), mode='reflect')
+            grads = []
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                grads.append(ext.backward(padded.detach().contiguous(), pos,
+                                          upstream.to(dtype).contiguous(), search, window,
+                                          way=way))
+            torch.set_num_threads(1)
+            assert torch.equal(grads[0], grads[1]), case
+            padded.backward(grads[0])  # fold the padding's gradient back, as the op does
+            assert rel_err(x.grad, x64.grad) <= tol, (case, dtype)
+
+
 def test_float64_op_equals_oracle():
     gen = torch.Generator().manual_seed(3)
     image = torch.rand(2, 3, 26, 31, generator=gen, dtype=torch.float64)
@@ -630,6 +662,21 @@ def test_bench_runs_and_reports_the_op():
     cuda = subprocess.run([sys.executable, str(BENCH), '--cuda'], capture_output=True,
                           text=True, timeout=120)
     assert cuda.returncode == 0 and 'CUDA' in cuda.stdout
+
+
+@pytest.mark.slow
+def test_bench_ways_times_both_ways_of_the_backward():
+    run = subprocess.run([sys.executable, str(BENCH), '--ways', '--repeat', '1'],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [line.split() for line in run.stdout.splitlines() if line.rstrip()[-1:].isdigit()
+            and 'x ' in line]
+    # 6 random masks, the edge mask, the training batch at stride 3 and 1
+    assert len(rows) == 9, run.stdout
+    # columns from the right: N, windows per covered pixel, per pixel ms, shared ms, ratio, auto
+    windows = [float(row[-5]) for row in rows[:6]]
+    assert windows == sorted(windows) and windows[0] < 2 < 10 < windows[-1]
+    assert all(float(row[-4]) > 0 and float(row[-3]) > 0 and float(row[-1]) > 0 for row in rows)
 
 
 def test_bench_against_an_unknown_revision_is_one_line_exit_2():

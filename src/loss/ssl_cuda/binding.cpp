@@ -62,17 +62,18 @@ at::Tensor forward_cpu(const at::Tensor& padded, const at::Tensor& pos, int64_t 
 }
 
 at::Tensor backward_cpu(const at::Tensor& padded, const at::Tensor& pos, const at::Tensor& grad,
-                        int64_t search, int64_t window) {
+                        int64_t search, int64_t window, ssl_ops::Way way) {
   at::Tensor out = at::zeros_like(padded);
   const ssl_ops::Shape s = shape_of(padded, pos, search, window);
   const int threads = at::get_num_threads();
   if (padded.scalar_type() == at::kFloat) {
     ssl_ops::patch_distances_backward(padded.data_ptr<float>(), pos.data_ptr<int64_t>(),
-                                      grad.data_ptr<float>(), s, out.data_ptr<float>(), threads);
+                                      grad.data_ptr<float>(), s, out.data_ptr<float>(), threads,
+                                      way);
   } else {
     ssl_ops::patch_distances_backward(padded.data_ptr<double>(), pos.data_ptr<int64_t>(),
                                       grad.data_ptr<double>(), s, out.data_ptr<double>(),
-                                      threads);
+                                      threads, way);
   }
   return out;
 }
@@ -142,13 +143,16 @@ at::Tensor forward(const at::Tensor& padded, const at::Tensor& pos, int64_t sear
 }
 
 at::Tensor backward(const at::Tensor& padded, const at::Tensor& pos, const at::Tensor& grad,
-                    int64_t search, int64_t window, int64_t stream) {
+                    int64_t search, int64_t window, int64_t stream, int64_t way) {
   check_common(padded, pos, search, window);
   TORCH_CHECK(grad.is_contiguous() && grad.scalar_type() == padded.scalar_type() &&
                   grad.device() == padded.device() && grad.dim() == 2 &&
                   grad.size(0) == pos.size(0) && grad.size(1) == search * search,
               "ssl_ops: gradient must be a contiguous [N, search*search] tensor like the output");
-  if (!padded.is_cuda()) return backward_cpu(padded, pos, grad, search, window);
+  TORCH_CHECK(way >= -1 && way <= 1, "ssl_ops: way must be -1 (by overlap), 0 or 1");
+  if (!padded.is_cuda()) {
+    return backward_cpu(padded, pos, grad, search, window, static_cast<ssl_ops::Way>(way));
+  }
 #ifdef SSL_WITH_CUDA
   at::Tensor grad_padded = at::zeros_like(padded);
   const int64_t n = pos.size(0);
@@ -217,9 +221,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "D[N, search*search] from the reflect-padded image",
         py::arg("padded"), py::arg("pos"), py::arg("search"), py::arg("window"),
         py::arg("stream") = 0);
-  m.def("backward", &backward, "gradient with respect to the padded image", py::arg("padded"),
-        py::arg("pos"), py::arg("grad"), py::arg("search"), py::arg("window"),
-        py::arg("stream") = 0);
+  m.def("backward", &backward,
+        "gradient with respect to the padded image; way (CPU): -1 by the bands' overlap, 0 one "
+        "pixel at a time, 1 shared between pixels", py::arg("padded"), py::arg("pos"),
+        py::arg("grad"), py::arg("search"), py::arg("window"), py::arg("stream") = 0,
+        py::arg("way") = -1);
   m.def("graph_loss", &graph_loss,
         "SSL loss from float32 CPU distances: (loss, dloss/dd_sr or None)", py::arg("d_sr"),
         py::arg("d_hr"), py::arg("a"), py::arg("normalize"), py::arg("kl"), py::arg("need_grad"));

@@ -1135,11 +1135,12 @@ class BandBackward {
   int64_t c0_ = 0, c1_ = 0, next_row_ = 0, done_ = 0;  // the strip's columns, its rows done
 };
 
-// Pairs of (masked pixel, window pixel) per window pixel its windows cover, at or above which
-// a band's backward is shared between its pixels (BandBackward) rather than taken a pixel at
-// a time (backward_pixel). Measured on the defaults (bench/ssl_op.py, 1 thread): shared
-// 0.44x as fast at 1.1 pairs per pixel (isolated pixels), 0.83x at 2.4, 1.06x at 3.6, 1.15x
-// at 3.8 (the stride-3 training mask), 1.4x at 5.4 (10% random), 2.1x at 9.4 (an edge mask).
+// Pairs of (masked pixel, window pixel) per window pixel a band's windows cover, at or above
+// which the band's backward is shared between its pixels (BandBackward) rather than taken a
+// pixel at a time (backward_pixel). `python bench/ssl_op.py --ways` (the defaults, 1 and 2
+// threads) found shared 0.55-0.58x as fast on a 1% random mask (1.4 per band), 0.84-0.86x at
+// 4% (2.6), even at 6% (3.5: 1.01-1.03x), 1.33-1.37x at 10% (5.4) and about 2x on edge masks;
+// 1.08-1.10x on the stride-3 training batch, whose bands lie on both sides.
 constexpr double kSharePairs = 3.3;
 
 // Whether the band's windows overlap enough for the shared backward (kSharePairs).
@@ -1156,10 +1157,10 @@ bool shares_backward(const int64_t* pos, const Geo& g, const Band& band) {
 
 template <typename T, int NV, int64_t RS>
 void backward_band(const T* A, const int64_t* pos, const T* G, const Geo& g, const Band& band,
-                   std::vector<T>& ga) {
+                   Way way, std::vector<T>& ga) {
   const FlushDenormals flush;
   const T* gend = G + band.q1 * g.SS;
-  if (shares_backward(pos, g, band)) {
+  if (way == Way::kShared || (way == Way::kByOverlap && shares_backward(pos, g, band))) {
     BandBackward<T> bb(A, g, band);
     for (int64_t q = band.q0; q < band.q1; ++q) bb.set_row(q, G + q * g.SS, gend);
     bb.finish(pos, ga);
@@ -1236,10 +1237,11 @@ void forward_all(const T* a, const int64_t* p, const Geo& g, const std::vector<B
 
 template <typename T, int NV, int64_t RS>
 void backward_all(const T* a, const int64_t* p, const T* gr, const Geo& g,
-                  const std::vector<Band>& bands, std::vector<std::vector<T>>& local,
-                  int workers) {
-  for_each_band(bands, workers,
-                [&](int64_t k) { backward_band<T, NV, RS>(a, p, gr, g, bands[k], local[k]); });
+                  const std::vector<Band>& bands, Way way,
+                  std::vector<std::vector<T>>& local, int workers) {
+  for_each_band(bands, workers, [&](int64_t k) {
+    backward_band<T, NV, RS>(a, p, gr, g, bands[k], way, local[k]);
+  });
 }
 
 // out (the padded image's gradient) += the bands' buffers, in a fixed order: bands of one
@@ -1302,7 +1304,7 @@ void patch_distances_forward(const T* a, const int64_t* p, const Shape& s, T* o,
 
 template <typename T>
 void patch_distances_backward(const T* a, const int64_t* p, const T* gr, const Shape& s,
-                              T* out, int threads) {
+                              T* out, int threads, Way way) {
   // search 1: D is 0 whatever the image, so the gradient is 0. (The sums below would give
   // it as 2 G A - 2 G A, rounded apart.)
   if (s.n == 0 || s.search == 1) return;
@@ -1311,7 +1313,7 @@ void patch_distances_backward(const T* a, const int64_t* p, const T* gr, const S
   const int workers = workers_for(s, threads, static_cast<int64_t>(bands.size()));
   std::vector<std::vector<T>> local(bands.size());
   dispatch(g, [&](auto nv, auto rs) {
-    backward_all<T, nv(), rs()>(a, p, gr, g, bands, local, workers);
+    backward_all<T, nv(), rs()>(a, p, gr, g, bands, way, local, workers);
   });
   add_bands(bands, g, local, out, workers);
 }
@@ -1399,8 +1401,8 @@ template void patch_distances_forward<float>(const float*, const int64_t*, const
 template void patch_distances_forward<double>(const double*, const int64_t*,
                                                      const Shape&, double*, int);
 template void patch_distances_backward<float>(const float*, const int64_t*, const float*,
-                                                     const Shape&, float*, int);
-template void patch_distances_backward<double>(const double*, const int64_t*,
-                                                      const double*, const Shape&, double*, int);
+                                              const Shape&, float*, int, Way);
+template void patch_distances_backward<double>(const double*, const int64_t*, const double*,
+                                               const Shape&, double*, int, Way);
 
 }  // namespace ssl_ops

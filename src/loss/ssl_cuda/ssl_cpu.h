@@ -43,10 +43,16 @@ template <typename T>
 void patch_distances_forward(const T* padded, const int64_t* pos, const Shape& s, T* out,
                              int threads);
 
+// How the backward takes a band of masked pixels: one pixel at a time, or shared between the
+// pixels whose windows cover a pixel; by default whichever the band's overlap favours
+// (ssl_cpu.cpp, kSharePairs). Both give the same values to float rounding.
+enum class Way { kByOverlap = -1, kPerPixel = 0, kShared = 1 };
+
 // grad_padded[B, C, Hp, Wp] (zero on entry) += dL/dpadded for grad = dL/dD [n, search^2].
 template <typename T>
 void patch_distances_backward(const T* padded, const int64_t* pos, const T* grad,
-                              const Shape& s, T* grad_padded, int threads);
+                              const Shape& s, T* grad_padded, int threads,
+                              Way way = Way::kByOverlap);
 
 // The graph arithmetic of the SSL loss: a = 1 / (C * window^2 * sigma), the KL weight and
 // whether rows are normalised, and c = -a / (N * search^2), the gradient's scale.
