@@ -297,7 +297,7 @@ def test_denormals_are_flushed_only_inside_the_op():
 def test_kernels_for_smaller_vectors_match_the_oracle(tmp_path, flag, lanes):
     """Built with -mno-avx512f the kernels use 8-lane vectors (the path of AVX2-only CPUs,
     e.g. AMD EPYC before Zen 4), with -march=x86-64 (SSE2) 4-lane ones, as on ARM's NEON:
-    same values, any thread count."""
+    same values, any thread count, both ways of the backward."""
     if 'avx512f' not in _build._cpu_signature():
         pytest.skip('this CPU has no AVX-512: the default build already takes a smaller path')
     sources = [SOURCES / name for name in _build.CPU_SOURCES]
@@ -314,17 +314,19 @@ def test_kernels_for_smaller_vectors_match_the_oracle(tmp_path, flag, lanes):
         p = search // 2
         padded = torch.nn.functional.pad(image, (p, p, p, p), mode='reflect').contiguous()
         pos = torch.nonzero(mask[:, 0]).contiguous()
-        results = []
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            results.append((ext.forward(padded, pos, search, window),
-                            ext.backward(padded, pos, upstream.float(), search, window)))
-        d, grad_padded = results[0]
-        assert torch.equal(results[1][0], d) and torch.equal(results[1][1], grad_padded)
-        assert ((d.double() - ref).abs() <= 2e-6 * ref.abs() + 1e-12).all(), (search, window)
-        x = image.clone().requires_grad_()  # fold the padding's gradient back, as the op does
-        torch.nn.functional.pad(x, (p, p, p, p), mode='reflect').backward(grad_padded)
-        assert rel_err(x.grad, x64.grad) <= 1e-4, (search, window)
+        for way in (0, 1):  # each way of the backward (one pixel at a time, shared)
+            results = []
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                results.append((ext.forward(padded, pos, search, window),
+                                ext.backward(padded, pos, upstream.float(), search, window,
+                                             way=way)))
+            d, grad_padded = results[0]
+            assert torch.equal(results[1][0], d) and torch.equal(results[1][1], grad_padded)
+            assert ((d.double() - ref).abs() <= 2e-6 * ref.abs() + 1e-12).all(), (search, window)
+            x = image.clone().requires_grad_()  # fold the padding's gradient back, as the op does
+            torch.nn.functional.pad(x, (p, p, p, p), mode='reflect').backward(grad_padded)
+            assert rel_err(x.grad, x64.grad) <= 1e-4, (search, window, way)
 
 
 def test_image_smaller_than_half_the_search_square_is_refused():

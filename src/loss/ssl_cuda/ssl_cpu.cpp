@@ -736,7 +736,7 @@ inline int64_t reach_pitch(const Geo& g, const Band& band) {
 //   Gin(u)[d] = sum_m [u + d in m's square] G[m, d].
 // Gin is a box sum of the rows G[m] over the window, with exact 0/1 lane weights for the
 // square's edge: along the image rows first (each pixel adds its row of G into the 2K + 1
-// window columns of its image row, lanes dx weighted; the last 2K + 1 image rows are kept in
+// window columns of its image row, lanes dx weighted; the last 2K + 2 image rows are kept in
 // a ring), then down the columns when the window row of u is reached (image rows whose
 // square misses u + d left out). The work grows with the area the windows cover, not with
 // the number of (pixel, window pixel) pairs: a pixel covered by n windows costs one pass
@@ -748,10 +748,11 @@ inline int64_t reach_pitch(const Geo& g, const Band& band) {
 // columns) with K more rows and columns of zeros on every side, so that the partners of u
 // in every lane, in the square or not, are in the buffer (those outside every square get
 // a weight of 0).
+//
 // Window columns per strip. A strip's ring of G rows (2K + 2 slots x kStrip columns x S x
 // XW values, 512 KB for the defaults) stays in the core's L2 cache while the strip's window
 // rows read it; with a band's whole width (136 columns, 4.4 MB) the backward took 1.1x as
-// long (bench side by side, 1 thread), and the ring's size would grow with the image.
+// long (timed side by side, 1 thread), and the ring's size would grow with the image.
 constexpr int64_t kStrip = 16;
 
 template <typename T>
@@ -766,8 +767,8 @@ class BandBackward {
         gw_(reach_pitch(g, band)),
         bh_(gh_ + 2 * K_),
         bw_(gw_ + 2 * K_),
-        ab_(2 * g.C * bh_ * bw_ + kApart),
-        da_(ab_.data() + g.C * bh_ * bw_ + kApart),
+        ab_(g.C * bh_ * bw_),
+        da_(g.C * bh_ * bw_),
         ring_((g.W + 1) * kStrip * g.S * g.XW, false),  // read where written only
         gq_((band.q1 - band.q0) * g.S * g.XW, false),
         gs2_(band.q1 - band.q0),
@@ -789,7 +790,8 @@ class BandBackward {
     // <= 2P for lane j, else 0: the factor 2 of both gradient terms, exact.
     for (int64_t t = 0; t < g.W; ++t) {
       for (int64_t j = 0; j < g.XW; ++j) {
-        weight_.data()[t * g.XW + j] = j < g.S && j + t - K_ >= 0 && j + t - K_ <= 2 * g.P ? T(2) : T(0);
+        const bool in = j < g.S && j + t - K_ >= 0 && j + t - K_ <= 2 * g.P;
+        weight_.data()[t * g.XW + j] = in ? T(2) : T(0);
       }
     }
   }
@@ -830,8 +832,8 @@ class BandBackward {
     const int64_t width = band_.chi - band_.clo + 1 + 2 * g_.P;
     for (int64_t c = 0; c < g_.C; ++c) {
       for (int64_t r = 0; r < gh_; ++r) {
-        std::memcpy(ga.data() + (c * gh_ + r) * gw_, da_ + (c * bh_ + r + K_) * bw_ + K_,
-                    width * sizeof(T));
+        std::memcpy(ga.data() + (c * gh_ + r) * gw_,
+                    da_.data() + (c * bh_ + r + K_) * bw_ + K_, width * sizeof(T));
       }
     }
   }
@@ -862,7 +864,8 @@ class BandBackward {
         gsr_[k] += gs2;
         for (int64_t i = 0; i < S; ++i) {
           for (int64_t j = 0; j < XW; j += L) {
-            store(h + i * XW + j, load<V>(h + i * XW + j) + load<V>(gp + i * XW + j) * load<V>(w + j));
+            const V add = load<V>(gp + i * XW + j) * load<V>(w + j);
+            store(h + i * XW + j, load<V>(h + i * XW + j) + add);
           }
         }
       }
@@ -942,11 +945,13 @@ class BandBackward {
         if (count == 2) gs1 += gsr_[k];
       }
       const int64_t at = (uy - band_.rlo + K_) * bw_ + cu;  // u's partners: row 0, lane 0
+      const T* a = ab_.data() + at;
+      T* d = da_.data() + at;
       if (count == 2) {
         if (m == 0 && !top && !bottom) continue;
-        window_pair_fixed(rows, ky, m, top, bottom, ab_.data() + at, da_ + at, plane, gs0, gs1);
+        window_pair_fixed(rows, ky, m, top, bottom, a, d, plane, gs0, gs1);
       } else if (m > 0) {
-        window_pixel(rows, ky, m, ab_.data() + at, da_ + at, plane, gs0);
+        window_pixel(rows, ky, m, a, d, plane, gs0);
       }
     }
   }
@@ -1118,19 +1123,15 @@ class BandBackward {
   const Geo& g_;
   const Band& band_;
   const int64_t K_, nc_, gh_, gw_, bh_, bw_;
-  // ab_ holds the image, then the gradient da_ kApart values further on than they would
-  // be back to back.
-  static constexpr int64_t kApart = 512 / sizeof(T) * 3;
-  Aligned<T> ab_;
-  T* da_;
-  Aligned<T> ring_;  // ring_: [slot][cu - c0][offset row][lane]
-  Aligned<T> gq_;              // the band's rows of G: [pixel][offset row][lane]
+  Aligned<T> ab_, da_;  // the band's image and gradient (with the margins above)
+  Aligned<T> ring_;     // [slot][cu - c0][offset row][lane]
+  Aligned<T> gq_;       // the band's rows of G: [pixel][offset row][lane]
   std::vector<T> gs2_;         // 2 sum_d G per pixel
   std::vector<T> gsr_;         // [slot][cu - c0]: gs2 of the row's pixels covering cu
   std::vector<char> touched_;  // [slot][cu - c0]: some pixel of the slot's row covers cu
   std::vector<int64_t> slot_row_;
   Aligned<T> weight_;
-  std::vector<int64_t> list_;  // window_row's lists of rows
+  std::vector<int64_t> list_;  // window_rows's ring slots and ky of the rows
   std::vector<const T*> rows_;
   int64_t c0_ = 0, c1_ = 0, next_row_ = 0, done_ = 0;  // the strip's columns, its rows done
 };
