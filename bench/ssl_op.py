@@ -5,6 +5,7 @@
     python bench/ssl_op.py --train         # also the SSL loss on a 16x3x96x96 training batch
     python bench/ssl_op.py --against f3b172f   # this kernel against another git revision's
     python bench/ssl_op.py --ways          # the backward's two ways, masks of growing overlap
+    python bench/ssl_op.py --ways --cflags=-mno-avx512f   # the same, built for AVX2
 
 Cases (search 25, window 9, images in [0, 1] as the loss passes them):
   random : 1x3x128x128 noise, 10% of the pixels masked (1,638), fixed seed
@@ -354,15 +355,25 @@ def windows_per_pixel(mask, window=WINDOW):
     return mask.sum().item() * window * window / max(covered.sum().item(), 1)
 
 
-def ways(repeat):
+def ways(repeat, cflags=''):
     """The backward forced one pixel at a time (way 0) and shared between pixels (way 1), and
-    as chosen per band (auto), interleaved, on masks of growing overlap."""
+    as chosen per band (auto), interleaved, on masks of growing overlap. cflags: extra
+    compiler flags for a build of the op of its own (e.g. -mno-avx512f: the AVX2 kernels)."""
+    import hashlib
+
     import torch
     import torch.nn.functional as F
     from loss.ssl import edge_mask
     from loss.ssl_cuda import _build
 
-    ext = _build.load()
+    if cflags:
+        key = hashlib.sha1(cflags.encode()).hexdigest()[:8]
+        folder = _build.build_folder(False).parent / f'flags-{key}'
+        ext = _build.build_extension(f'ssl_ops_flags_{key}',
+                                     [_build.SOURCE_DIR / s for s in _build.CPU_SOURCES], folder,
+                                     extra_cflags=cflags.split())
+    else:
+        ext = _build.load()
     image = make_case('random')[0]
     cases = []
     for percent in (1, 2, 4, 6, 10, 25):
@@ -375,8 +386,9 @@ def ways(repeat):
     for stride in (3, 1):
         cases.append((f'training batch, stride {stride}', hr / 255, edge_mask(hr, stride=stride)))
     print(f'backward by way ({torch.get_num_threads()} threads; median ms of {repeat} '
-          'interleaved calls); windows: masked pixels x window^2 / pixels their windows cover, '
-          'over the image (the kernel decides per band of <= 32 rows, whose figure is lower)')
+          f'interleaved calls; extra compiler flags: {cflags or "none"}); windows: masked '
+          'pixels x window^2 / pixels their windows cover, over the image (the kernel decides '
+          'per band of <= 32 rows, whose figure is lower)')
     print(f'{"case":40s} {"N":>5s} {"windows":>8s} {"per pixel":>10s} {"shared":>8s} '
           f'{"ratio":>6s} {"auto":>8s}')
     p = SEARCH // 2
@@ -411,6 +423,9 @@ def main(argv=None):
                         help="time this kernel against git revision REV's, side by side")
     parser.add_argument('--ways', action='store_true',
                         help='time the two ways of the backward (per pixel, shared) by overlap')
+    parser.add_argument('--cflags', default='',
+                        help="with --ways: extra compiler flags for the op, e.g. '-mno-avx512f' "
+                             "(AVX2 kernels) or '-march=x86-64' (4-lane vectors)")
     parser.add_argument('--worker', nargs=2, metavar=('CASE', 'METHOD'), help=argparse.SUPPRESS)
     parser.add_argument('--out', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -425,7 +440,7 @@ def main(argv=None):
         against(args.against, args.repeat)
         return 0
     if args.ways:
-        ways(args.repeat)
+        ways(args.repeat, args.cflags)
         return 0
     if args.cuda:
         import torch

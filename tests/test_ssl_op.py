@@ -667,10 +667,20 @@ def test_bench_runs_and_reports_the_op():
 
 
 @pytest.mark.slow
-def test_bench_ways_times_both_ways_of_the_backward():
-    run = subprocess.run([sys.executable, str(BENCH), '--ways', '--repeat', '1'],
-                         capture_output=True, text=True, timeout=600)
+@pytest.mark.parametrize('cflags', ['', '-march=x86-64'], ids=['native', 'sse2'])
+def test_bench_ways_times_both_ways_of_the_backward(tmp_path, cflags):
+    """--ways, and with --cflags the op built for another instruction set (here 4-lane
+    vectors) into a folder of its own."""
+    if cflags and platform.machine() not in ('x86_64', 'AMD64'):
+        pytest.skip('x86 flags')
+    env = {**os.environ, 'SSL_OPS_CACHE': str(tmp_path)} if cflags else None
+    run = subprocess.run([sys.executable, str(BENCH), '--ways', '--repeat', '1',
+                          f'--cflags={cflags}'], capture_output=True, text=True, timeout=600,
+                         env=env)
     assert run.returncode == 0, run.stderr[-3000:]
+    assert f'extra compiler flags: {cflags or "none"}' in run.stdout
+    if cflags:
+        assert any(p.name.startswith('flags-') for p in tmp_path.iterdir())
     rows = [line.split() for line in run.stdout.splitlines() if line.rstrip()[-1:].isdigit()
             and 'x ' in line]
     # 6 random masks, the edge mask, the training batch at stride 3 and 1

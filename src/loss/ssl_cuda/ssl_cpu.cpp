@@ -1088,35 +1088,44 @@ class BandBackward {
     }
   }
 
-  // Any size: one channel and vector at a time (Gin made again for each).
+  // Any size: a vector of lanes at a time, its Gin made once for up to 4 channels.
   void window_pixel_any(const T* const* rows, const int64_t* ky, int64_t m, const T* a, T* d,
                         int64_t plane, T gs2) const {
     using V = typename VecOf<T>::type;
     constexpr int64_t L = kVectorBytes / sizeof(T);
+    constexpr int64_t kChannels = 4;
     const int64_t S = g_.S, XW = g_.XW, P = g_.P, bw = bw_;
-    for (int64_t c = 0; c < g_.C; ++c) {
-      const T ac = a[c * plane + P * bw + P];
-      const V au = splat<V>(ac);
-      T sum = T(0);
-      for (int64_t j = 0; j < XW; j += L) {
-        V acc = {};
-        for (int64_t i = 0; i < S; ++i) {
-          V gin = {};
-          bool any = false;
-          for (int64_t r = 0; r < m; ++r) {
-            if (ky[r] + i < 0 || ky[r] + i > 2 * P) continue;
-            any = true;
-            gin += load<V>(rows[r] + i * XW + j);
-          }
-          if (!any) continue;
-          const V zv = load<V>(a + c * plane + i * bw + j);
-          T* o = d + c * plane + i * bw + j;
-          acc += gin * zv;
-          store(o, load<V>(o) + gin * (zv - au));
-        }
-        sum += hsum<T>(acc);
+    for (int64_t c0 = 0; c0 < g_.C; c0 += kChannels) {
+      const int64_t nc = std::min(kChannels, g_.C - c0);
+      T ac[kChannels], sum[kChannels] = {};
+      V au[kChannels];
+      for (int64_t cc = 0; cc < nc; ++cc) {
+        ac[cc] = a[(c0 + cc) * plane + P * bw + P];
+        au[cc] = splat<V>(ac[cc]);
       }
-      d[c * plane + P * bw + P] += gs2 * ac - sum;
+      for (int64_t j = 0; j < XW; j += L) {
+        V acc[kChannels] = {};
+        // rows [lo, hi) (ky ascending) hold offset row i: 0 <= ky + i <= 2P
+        int64_t lo = 0, hi = m;
+        while (lo < m && ky[lo] < 0) ++lo;
+        for (int64_t i = 0; i < S; ++i) {
+          while (lo > 0 && ky[lo - 1] + i >= 0) --lo;
+          while (hi > 0 && ky[hi - 1] + i > 2 * P) --hi;
+          if (lo >= hi) continue;
+          V gin = load<V>(rows[lo] + i * XW + j);
+          for (int64_t r = lo + 1; r < hi; ++r) gin += load<V>(rows[r] + i * XW + j);
+          for (int64_t cc = 0; cc < nc; ++cc) {
+            const V zv = load<V>(a + (c0 + cc) * plane + i * bw + j);
+            T* o = d + (c0 + cc) * plane + i * bw + j;
+            acc[cc] += gin * zv;
+            store(o, load<V>(o) + gin * (zv - au[cc]));
+          }
+        }
+        for (int64_t cc = 0; cc < nc; ++cc) sum[cc] += hsum<T>(acc[cc]);
+      }
+      for (int64_t cc = 0; cc < nc; ++cc) {
+        d[(c0 + cc) * plane + P * bw + P] += gs2 * ac[cc] - sum[cc];
+      }
     }
   }
 
@@ -1138,14 +1147,20 @@ class BandBackward {
 
 // Pairs of (masked pixel, window pixel) per window pixel a band's windows cover, at or above
 // which the band's backward is shared between its pixels (BandBackward) rather than taken a
-// pixel at a time (backward_pixel). `python bench/ssl_op.py --ways` (the defaults, 1 and 2
-// threads) found shared 0.55-0.58x as fast on a 1% random mask (1.4 per band), 0.84-0.86x at
-// 4% (2.6), even at 6% (3.5: 1.01-1.03x), 1.33-1.37x at 10% (5.4) and about 2x on edge masks;
-// 1.08-1.10x on the stride-3 training batch, whose bands lie on both sides.
-constexpr double kSharePairs = 3.3;
+// pixel at a time (backward_pixel). `python bench/ssl_op.py --ways --threads 1` (random masks
+// of 1, 2, 4, 6, 10, 25% of 128x128, per band 1.4, 1.7, 2.6, 3.5, 5.4, 12.9) found the shared
+// way 0.59, 0.71, 0.89, 1.11, 1.36, 2.52x as fast with AVX-512 (the defaults take window rows
+// in pairs: kSharePairs), and built for 8-lane (`--cflags=-mno-avx512f`) or 4-lane vectors
+// (`--cflags=-march=x86-64`; one window row at a time, and a slower per-pixel way too) 0.72,
+// 0.84, 1.07, 1.28, 1.60, 2.97x and 0.55, 0.67, 0.93, 1.16, 1.60, 3.42x (kSharePairsOneRow).
+// On the stride-3 training batch, whose bands lie on both sides: 1.13, 1.30 and 1.23x.
+constexpr double kSharePairs = 3.3, kSharePairsOneRow = 2.5;
 
 // Whether the band's windows overlap enough for the shared backward (kSharePairs).
+template <typename T>
 bool shares_backward(const int64_t* pos, const Geo& g, const Band& band) {
+  constexpr int64_t L = kVectorBytes / sizeof(T);
+  const double at = g.XW == 2 * L && g.C == 3 ? kSharePairs : kSharePairsOneRow;
   const int64_t nr = band.rhi - band.rlo + 1 + 2 * g.K, nw = band.chi - band.clo + 1 + 2 * g.K;
   std::vector<char> cover(nr * nw, 0);
   for (int64_t q = band.q0; q < band.q1; ++q) {
@@ -1153,7 +1168,7 @@ bool shares_backward(const int64_t* pos, const Geo& g, const Band& band) {
     for (int64_t i = 0; i < g.W; ++i) std::memset(c + i * nw, 1, g.W);
   }
   const int64_t covered = std::count(cover.begin(), cover.end(), char(1));
-  return static_cast<double>(band.q1 - band.q0) * g.W * g.W >= kSharePairs * covered;
+  return static_cast<double>(band.q1 - band.q0) * g.W * g.W >= at * covered;
 }
 
 template <typename T, int NV, int64_t RS>
@@ -1161,7 +1176,7 @@ void backward_band(const T* A, const int64_t* pos, const T* G, const Geo& g, con
                    Way way, std::vector<T>& ga) {
   const FlushDenormals flush;
   const T* gend = G + band.q1 * g.SS;
-  if (way == Way::kShared || (way == Way::kByOverlap && shares_backward(pos, g, band))) {
+  if (way == Way::kShared || (way == Way::kByOverlap && shares_backward<T>(pos, g, band))) {
     BandBackward<T> bb(A, g, band);
     for (int64_t q = band.q0; q < band.q1; ++q) bb.set_row(q, G + q * g.SS, gend);
     bb.finish(pos, ga);
@@ -1204,7 +1219,7 @@ void loss_band(const float* SR, const float* HR, const int64_t* pos, const Geo& 
     l1 += r.l1;
     kl += r.kl;
   };
-  if (shares_backward(pos, g, band)) {
+  if (shares_backward<float>(pos, g, band)) {
     BandBackward<float> bb(SR, g, band);
     for (int64_t q = band.q0; q < band.q1; ++q) {
       row(q);
