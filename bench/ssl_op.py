@@ -52,6 +52,16 @@ CASES = {
 }
 
 
+def random_mask(count, gen=None):
+    """Bool mask [1, 1, 128, 128] with count pixels set at random (seed 0 unless gen)."""
+    import torch
+
+    gen = gen or torch.Generator().manual_seed(0)
+    mask = torch.zeros(128 * 128, dtype=torch.bool)
+    mask[torch.randperm(128 * 128, generator=gen)[:count]] = True
+    return mask.view(1, 1, 128, 128)
+
+
 def make_case(name):
     """(image [1, 3, 128, 128] in [0, 1], bool mask [1, 1, 128, 128])."""
     import numpy as np
@@ -61,9 +71,7 @@ def make_case(name):
     if name == 'random':
         gen = torch.Generator().manual_seed(0)
         image = torch.rand(1, 3, 128, 128, generator=gen)
-        mask = torch.zeros(128 * 128, dtype=torch.bool)
-        mask[torch.randperm(128 * 128, generator=gen)[:1638]] = True
-        return image, mask.view(1, 1, 128, 128)
+        return image, random_mask(1638, gen)
     from loss.ssl import edge_mask
     rgb = np.array(Image.open(BUTTERFLY).convert('RGB'))[64:192, 64:192]
     hr = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
@@ -272,10 +280,7 @@ def against(rev, repeat):
     ours = _build.load()
     cases = [(CASES[name], *make_case(name)) for name in CASES]
     # 1% of the pixels: windows that barely overlap (the backward's per-pixel way)
-    gen = torch.Generator().manual_seed(0)
-    sparse = torch.zeros(128 * 128, dtype=torch.bool)
-    sparse[torch.randperm(128 * 128, generator=gen)[:164]] = True
-    cases.append(('1% random mask, 1x3x128x128', cases[0][1], sparse.view(1, 1, 128, 128)))
+    cases.append(('1% random mask, 1x3x128x128', cases[0][1], random_mask(164)))
     hr = train_batch_hr()
     cases.append(('training batch 16x3x96x96, stride 3', hr / 255, edge_mask(hr, stride=3)))
     cases.append(('training batch, stride 1 (the default)', hr / 255, edge_mask(hr, stride=1)))
@@ -377,10 +382,8 @@ def ways(repeat, cflags=''):
     image = make_case('random')[0]
     cases = []
     for percent in (1, 2, 4, 6, 10, 25):
-        gen = torch.Generator().manual_seed(0)
-        mask = torch.zeros(128 * 128, dtype=torch.bool)
-        mask[torch.randperm(128 * 128, generator=gen)[:128 * 128 * percent // 100]] = True
-        cases.append((f'{percent}% random mask, 1x3x128x128', image, mask.view(1, 1, 128, 128)))
+        cases.append((f'{percent}% random mask, 1x3x128x128', image,
+                      random_mask(128 * 128 * percent // 100)))
     cases.append((CASES['edges'], *make_case('edges')))
     hr = train_batch_hr()
     for stride in (3, 1):
