@@ -755,6 +755,29 @@ inline int64_t reach_pitch(const Geo& g, const Band& band) {
 // long (timed side by side, 1 thread), and the ring's size would grow with the image.
 constexpr int64_t kStrip = 16;
 
+// Whether the shared backward takes window rows in pairs (window_pair_fixed): the default
+// sizes, whose lanes fill 2 vectors, and RGB. Its threshold (kSharePairs) depends on it too.
+template <typename T>
+bool takes_pairs(const Geo& g) {
+  return g.XW == 2 * (kVectorBytes / static_cast<int64_t>(sizeof(T))) && g.C == 3;
+}
+
+// The rows [lo, hi) of a window pixel's list of image rows (ky ascending, each seen from a
+// window pixel `shift` rows further down) whose squares hold offset row i:
+// 0 <= ky + shift + i <= 2P. at(i) is called for i = 0, 1, ...; both bounds only fall.
+struct ValidRows {
+  const int64_t* ky;
+  int64_t shift, top, lo = 0, hi;
+  ValidRows(const int64_t* k, int64_t m, int64_t s, int64_t P)
+      : ky(k), shift(s), top(2 * P), hi(m) {
+    while (lo < m && ky[lo] + shift < 0) ++lo;
+  }
+  void at(int64_t i) {
+    while (lo > 0 && ky[lo - 1] + shift + i >= 0) --lo;
+    while (hi > 0 && ky[hi - 1] + shift + i > top) --hi;
+  }
+};
+
 template <typename T>
 class BandBackward {
  public:
@@ -886,10 +909,7 @@ class BandBackward {
   }
 
   // The default sizes take window rows two at a time (window_pair_fixed).
-  bool pairs() const {
-    constexpr int64_t L = kVectorBytes / sizeof(T);
-    return g_.XW == 2 * L && g_.C == 3;
-  }
+  bool pairs() const { return takes_pairs<T>(g_); }
 
   // Window rows up to uy, whose masked rows (uy - K .. uy + K) have all entered; in pairs,
   // the last row waits for the next one unless it is the band's last (last). The ring (2K + 2
@@ -976,19 +996,15 @@ class BandBackward {
     }
     V g1p[NR] = {};        // u1's Gin of the offset row before
     bool have1p = false;
-    // Rows valid for u0 at offset row i: 0 <= ky + i <= 2P, rows [lo0, hi0); for u1
-    // (ky + 1): [lo1, hi1). Both bounds fall as i grows.
-    int64_t lo0 = 0, hi0 = m, lo1 = 0, hi1 = m;
-    while (lo0 < m && ky[lo0] < 0) ++lo0;
-    while (lo1 < m && ky[lo1] + 1 < 0) ++lo1;
+    // The rows valid for u0 at offset row i, and for u1 (one row down: ky + 1)
+    ValidRows r0(ky, m, 0, P), r1(ky, m, 1, P);
     for (int64_t i = 0; i <= S; ++i) {
       V g0[NR], g1[NR];
       bool have0 = false, have1 = false;
       if (i < S) {
-        while (lo0 > 0 && ky[lo0 - 1] + i >= 0) --lo0;
-        while (lo1 > 0 && ky[lo1 - 1] + 1 + i >= 0) --lo1;
-        while (hi0 > 0 && ky[hi0 - 1] + i > 2 * P) --hi0;
-        while (hi1 > 0 && ky[hi1 - 1] + 1 + i > 2 * P) --hi1;
+        r0.at(i);
+        r1.at(i);
+        const int64_t lo0 = r0.lo, hi0 = r0.hi, lo1 = r1.lo, hi1 = r1.hi;
         const int64_t sa = std::max(lo0, lo1), sb = std::min(hi0, hi1);
         V sh[NR] = {};
         for (int64_t r = sa; r < sb; ++r) {
@@ -1057,13 +1073,10 @@ class BandBackward {
       au[c] = splat<V>(a[c * plane + P * bw + P]);
       for (int v = 0; v < NR; ++v) acc[c][v] = V{};
     }
-    // The rows whose squares hold offset row i, 0 <= ky + i <= 2P, are rows [lo, hi) (ky
-    // ascending): lo falls and hi falls as i grows.
-    int64_t lo = 0, hi = m;
-    while (lo < m && ky[lo] < 0) ++lo;
+    ValidRows valid(ky, m, 0, P);
     for (int64_t i = 0; i < S; ++i) {
-      while (lo > 0 && ky[lo - 1] + i >= 0) --lo;
-      while (hi > 0 && ky[hi - 1] + i > 2 * P) --hi;
+      valid.at(i);
+      const int64_t lo = valid.lo, hi = valid.hi;
       if (lo >= hi) continue;
       V gin[NR];
       for (int v = 0; v < NR; ++v) gin[v] = load<V>(rows[lo] + i * XW + v * L);
@@ -1105,12 +1118,10 @@ class BandBackward {
       }
       for (int64_t j = 0; j < XW; j += L) {
         V acc[kChannels] = {};
-        // rows [lo, hi) (ky ascending) hold offset row i: 0 <= ky + i <= 2P
-        int64_t lo = 0, hi = m;
-        while (lo < m && ky[lo] < 0) ++lo;
+        ValidRows valid(ky, m, 0, P);
         for (int64_t i = 0; i < S; ++i) {
-          while (lo > 0 && ky[lo - 1] + i >= 0) --lo;
-          while (hi > 0 && ky[hi - 1] + i > 2 * P) --hi;
+          valid.at(i);
+          const int64_t lo = valid.lo, hi = valid.hi;
           if (lo >= hi) continue;
           V gin = load<V>(rows[lo] + i * XW + j);
           for (int64_t r = lo + 1; r < hi; ++r) gin += load<V>(rows[r] + i * XW + j);
@@ -1159,8 +1170,7 @@ constexpr double kSharePairs = 3.3, kSharePairsOneRow = 2.5;
 // Whether the band's windows overlap enough for the shared backward (kSharePairs).
 template <typename T>
 bool shares_backward(const int64_t* pos, const Geo& g, const Band& band) {
-  constexpr int64_t L = kVectorBytes / sizeof(T);
-  const double at = g.XW == 2 * L && g.C == 3 ? kSharePairs : kSharePairsOneRow;
+  const double at = takes_pairs<T>(g) ? kSharePairs : kSharePairsOneRow;
   const int64_t nr = band.rhi - band.rlo + 1 + 2 * g.K, nw = band.chi - band.clo + 1 + 2 * g.K;
   std::vector<char> cover(nr * nw, 0);
   for (int64_t q = band.q0; q < band.q1; ++q) {
