@@ -269,10 +269,23 @@ def build_revision(rev):
     return sha, _build.build_extension(f'ssl_ops_rev_{sha[:12]}', sources, folder)
 
 
+def op_inputs(image, mask):
+    """What the op's extension takes for one case: the reflect-padded image, the masked
+    pixels' positions and a fixed upstream gradient [N, SEARCH^2]."""
+    import torch
+    import torch.nn.functional as F
+
+    p = SEARCH // 2
+    padded = F.pad(image, (p, p, p, p), mode='reflect').contiguous()
+    pos = torch.nonzero(mask[:, 0]).contiguous()
+    upstream = torch.randn(pos.shape[0], SEARCH * SEARCH,
+                           generator=torch.Generator().manual_seed(1))
+    return padded, pos, upstream
+
+
 def against(rev, repeat):
     """Forward and backward of this checkout's kernel and revision rev's, interleaved."""
     import torch
-    import torch.nn.functional as F
     from loss.ssl import edge_mask
     from loss.ssl_cuda import _build
 
@@ -288,12 +301,8 @@ def against(rev, repeat):
           f'median ms of {repeat} interleaved calls)')
     print(f'{"case":40s} {"N":>5s} {"fwd theirs":>11s} {"fwd ours":>9s} {"ratio":>6s} '
           f'{"bwd theirs":>11s} {"bwd ours":>9s} {"ratio":>6s}  agreement')
-    p = SEARCH // 2
     for title, image, mask in cases:
-        padded = F.pad(image, (p, p, p, p), mode='reflect').contiguous()
-        pos = torch.nonzero(mask[:, 0]).contiguous()
-        upstream = torch.randn(pos.shape[0], SEARCH * SEARCH,
-                               generator=torch.Generator().manual_seed(1))
+        padded, pos, upstream = op_inputs(image, mask)
         times = {}
         for _ in range(repeat + 1):  # the first round warms up and is dropped
             for name, ext in (('theirs', theirs), ('ours', ours)):
@@ -353,7 +362,6 @@ def fused_against(sha, theirs, ours, hr, repeat):
 def windows_per_pixel(mask, window=WINDOW):
     """Masked pixels times window^2 over the pixels their windows cover: how many windows
     hold a covered pixel on average (the backward's choice of way looks at this per band)."""
-    import torch
     import torch.nn.functional as F
 
     covered = F.max_pool2d(mask.float(), window, stride=1, padding=window // 2)
@@ -367,7 +375,6 @@ def ways(repeat, cflags=''):
     import hashlib
 
     import torch
-    import torch.nn.functional as F
     from loss.ssl import edge_mask
     from loss.ssl_cuda import _build
 
@@ -394,12 +401,8 @@ def ways(repeat, cflags=''):
           'per band of <= 32 rows, whose figure is lower)')
     print(f'{"case":40s} {"N":>5s} {"windows":>8s} {"per pixel":>10s} {"shared":>8s} '
           f'{"ratio":>6s} {"auto":>8s}')
-    p = SEARCH // 2
     for title, img, mask in cases:
-        padded = F.pad(img, (p, p, p, p), mode='reflect').contiguous()
-        pos = torch.nonzero(mask[:, 0]).contiguous()
-        upstream = torch.randn(pos.shape[0], SEARCH * SEARCH,
-                               generator=torch.Generator().manual_seed(1))
+        padded, pos, upstream = op_inputs(img, mask)
         times = {}
         for _ in range(repeat + 1):  # the first round warms up and is dropped
             for way in (0, 1, -1):
