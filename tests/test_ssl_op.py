@@ -214,6 +214,23 @@ def _with_threads(counts, image, mask, upstream):
     return outputs
 
 
+def _oracle_for_any_thread_count(image, mask, gen):
+    """Runs the op (search 25, window 9) on 1, 2 and 3 threads and the float64 oracle: checks
+    every distance against the oracle's (2e-6 of each) and that the threads agree bitwise;
+    returns the op's gradient and the oracle's."""
+    n = int(mask.sum())
+    upstream = torch.randn(n, 625, generator=gen, dtype=torch.float64)
+    x64 = image.double().requires_grad_()
+    ref = patch_distances_reference(x64, mask, 25, 9)
+    ref.backward(upstream)
+    outputs = _with_threads((1, 2, 3), image, mask, upstream.float())
+    d, grad = outputs[0]
+    assert ((d.double() - ref).abs() <= 2e-6 * ref.abs() + 1e-12).all()
+    for d_t, g_t in outputs[1:]:
+        assert torch.equal(d_t, d) and torch.equal(g_t, grad)
+    return grad, x64.grad
+
+
 def test_results_do_not_depend_on_the_thread_count():
     gen = torch.Generator().manual_seed(6)
     image = torch.rand(3, 3, 70, 45, generator=gen)
@@ -237,18 +254,9 @@ def test_both_ways_of_the_backward_match_the_oracle_for_any_thread_count():
     mask[1, 0, 2::10, 3::10] = True
     mask[2, 0, 20:26, 30:36] = True
     mask[2, 0, 3::7, 2::6] = True
-    n = int(mask.sum())
-    upstream = torch.randn(n, 625, generator=gen, dtype=torch.float64)
-    x64 = image.double().requires_grad_()
-    ref = patch_distances_reference(x64, mask, 25, 9)
-    ref.backward(upstream)
-    outputs = _with_threads((1, 2, 3), image, mask, upstream.float())
-    d, grad = outputs[0]
-    assert ((d.double() - ref).abs() <= 2e-6 * ref.abs() + 1e-12).all()
+    grad, ref_grad = _oracle_for_any_thread_count(image, mask, gen)
     for b in range(3):
-        assert rel_err(grad[b], x64.grad[b]) <= 1e-4, b
-    for d_t, g_t in outputs[1:]:
-        assert torch.equal(d_t, d) and torch.equal(g_t, grad)
+        assert rel_err(grad[b], ref_grad[b]) <= 1e-4, b
 
 
 @pytest.mark.slow
@@ -260,17 +268,8 @@ def test_pixels_crowded_in_a_few_rows_match_the_oracle_for_any_thread_count():
     mask = torch.zeros(2, 1, 30, 150, dtype=torch.bool)
     mask[0, 0, 12:18] = True
     mask[1, 0, 3:5, ::3] = True
-    n = int(mask.sum())
-    upstream = torch.randn(n, 625, generator=gen, dtype=torch.float64)
-    x64 = image.double().requires_grad_()
-    ref = patch_distances_reference(x64, mask, 25, 9)
-    ref.backward(upstream)
-    outputs = _with_threads((1, 2, 3), image, mask, upstream.float())
-    d, grad = outputs[0]
-    assert ((d.double() - ref).abs() <= 2e-6 * ref.abs() + 1e-12).all()
-    assert rel_err(grad, x64.grad) <= 1e-4
-    for d_t, g_t in outputs[1:]:
-        assert torch.equal(d_t, d) and torch.equal(g_t, grad)
+    grad, ref_grad = _oracle_for_any_thread_count(image, mask, gen)
+    assert rel_err(grad, ref_grad) <= 1e-4
 
 
 def test_denormals_are_flushed_only_inside_the_op():
