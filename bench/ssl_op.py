@@ -240,8 +240,30 @@ def train_batch_figures(repeat):
             'two_step_ms': two_step_ms}
 
 
-def build_revision(rev):
-    """The CPU op module of git revision rev, built (once) into .cache/ssl_ops/rev-<sha>/."""
+def flags_key(cflags):
+    """A short name for a set of extra compiler flags ('' for none)."""
+    import hashlib
+
+    return hashlib.sha1(cflags.encode()).hexdigest()[:8] if cflags else ''
+
+
+def build_checkout(cflags=''):
+    """This checkout's CPU op module: the usual build, or with extra compiler flags one of its
+    own in .cache/ssl_ops/flags-<key>/."""
+    from loss.ssl_cuda import _build
+
+    if not cflags:
+        return _build.load()
+    key = flags_key(cflags)
+    folder = _build.build_folder(False).parent / f'flags-{key}'
+    return _build.build_extension(f'ssl_ops_flags_{key}',
+                                  [_build.SOURCE_DIR / s for s in _build.CPU_SOURCES], folder,
+                                  extra_cflags=cflags.split())
+
+
+def build_revision(rev, cflags=''):
+    """The CPU op module of git revision rev, built (once) into .cache/ssl_ops/rev-<sha>/
+    (rev-<sha>-flags-<key>/ with extra compiler flags)."""
     import utility
     from loss.ssl_cuda import _build
 
@@ -253,7 +275,9 @@ def build_revision(rev):
     sha = sha.stdout.strip()
     listing = subprocess.run(['git', 'ls-tree', '--name-only', sha, 'src/loss/ssl_cuda/'],
                              cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    folder = _build.build_folder(False).parent / f'rev-{sha[:12]}'
+    key = flags_key(cflags)
+    name = f'rev-{sha[:12]}' + (f'-flags-{key}' if key else '')
+    folder = _build.build_folder(False).parent / name
     source_dir = folder / 'src'
     source_dir.mkdir(parents=True, exist_ok=True)
     sources = []
@@ -266,7 +290,8 @@ def build_revision(rev):
                 target.write_bytes(text)
             if path.endswith('.cpp'):
                 sources.append(target)
-    return sha, _build.build_extension(f'ssl_ops_rev_{sha[:12]}', sources, folder)
+    return sha, _build.build_extension(f'ssl_ops_rev_{sha[:12]}{key}', sources, folder,
+                                       extra_cflags=cflags.split())
 
 
 def op_inputs(image, mask):
@@ -283,14 +308,14 @@ def op_inputs(image, mask):
     return padded, pos, upstream
 
 
-def against(rev, repeat):
-    """Forward and backward of this checkout's kernel and revision rev's, interleaved."""
+def against(rev, repeat, cflags=''):
+    """Forward and backward of this checkout's kernel and revision rev's, interleaved; both
+    built with the extra compiler flags cflags, if any."""
     import torch
     from loss.ssl import edge_mask
-    from loss.ssl_cuda import _build
 
-    sha, theirs = build_revision(rev)
-    ours = _build.load()
+    sha, theirs = build_revision(rev, cflags)
+    ours = build_checkout(cflags)
     cases = [(CASES[name], *make_case(name)) for name in CASES]
     # 1% of the pixels: windows that barely overlap (the backward's per-pixel way)
     cases.append(('1% random mask, 1x3x128x128', cases[0][1], random_mask(164)))
@@ -298,7 +323,7 @@ def against(rev, repeat):
     cases.append(('training batch 16x3x96x96, stride 3', hr / 255, edge_mask(hr, stride=3)))
     cases.append(('training batch, stride 1 (the default)', hr / 255, edge_mask(hr, stride=1)))
     print(f'this checkout against {sha[:12]} ({torch.get_num_threads()} threads; '
-          f'median ms of {repeat} interleaved calls)')
+          f'median ms of {repeat} interleaved calls; extra compiler flags: {cflags or "none"})')
     print(f'{"case":40s} {"N":>5s} {"fwd theirs":>11s} {"fwd ours":>9s} {"ratio":>6s} '
           f'{"bwd theirs":>11s} {"bwd ours":>9s} {"ratio":>6s}  agreement')
     for title, image, mask in cases:
@@ -372,20 +397,10 @@ def ways(repeat, cflags=''):
     """The backward forced one pixel at a time (way 0) and shared between pixels (way 1), and
     as chosen per band (auto), interleaved, on masks of growing overlap. cflags: extra
     compiler flags for a build of the op of its own (e.g. -mno-avx512f: the AVX2 kernels)."""
-    import hashlib
-
     import torch
     from loss.ssl import edge_mask
-    from loss.ssl_cuda import _build
 
-    if cflags:
-        key = hashlib.sha1(cflags.encode()).hexdigest()[:8]
-        folder = _build.build_folder(False).parent / f'flags-{key}'
-        ext = _build.build_extension(f'ssl_ops_flags_{key}',
-                                     [_build.SOURCE_DIR / s for s in _build.CPU_SOURCES], folder,
-                                     extra_cflags=cflags.split())
-    else:
-        ext = _build.load()
+    ext = build_checkout(cflags)
     image = make_case('random')[0]
     cases = []
     for percent in (1, 2, 4, 6, 10, 25):
@@ -430,8 +445,8 @@ def main(argv=None):
     parser.add_argument('--ways', action='store_true',
                         help='time the two ways of the backward (per pixel, shared) by overlap')
     parser.add_argument('--cflags', default='',
-                        help="with --ways: extra compiler flags for the op, e.g. '-mno-avx512f' "
-                             "(AVX2 kernels) or '-march=x86-64' (4-lane vectors)")
+                        help="with --ways or --against: extra compiler flags for the op, e.g. "
+                             "'-mno-avx512f' (AVX2 kernels) or '-march=x86-64' (4-lane vectors)")
     parser.add_argument('--worker', nargs=2, metavar=('CASE', 'METHOD'), help=argparse.SUPPRESS)
     parser.add_argument('--out', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -443,7 +458,7 @@ def main(argv=None):
         worker(*args.worker, args.repeat, args.out)
         return 0
     if args.against:
-        against(args.against, args.repeat)
+        against(args.against, args.repeat, args.cflags)
         return 0
     if args.ways:
         ways(args.repeat, args.cflags)

@@ -716,9 +716,13 @@ def test_bench_against_an_unknown_revision_is_one_line_exit_2():
 
 
 @pytest.mark.slow
-def test_bench_against_a_revision_builds_it_from_git_and_compares(tmp_path):
+@pytest.mark.parametrize('cflags', ['', '-march=x86-64'], ids=['native', 'sse2'])
+def test_bench_against_a_revision_builds_it_from_git_and_compares(tmp_path, cflags):
     """--against HEAD: the committed kernel, built from git into the cache folder, timed beside
-    the working tree's; where the two are the same code they agree exactly."""
+    the working tree's; where the two are the same code they agree exactly. With --cflags both
+    are built with those flags (here for 4-lane vectors), each into a folder of its own."""
+    if cflags and platform.machine() not in ('x86_64', 'AMD64'):
+        pytest.skip('x86 flags')
     head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=BENCH.parents[1],
                           capture_output=True, text=True)
     if head.returncode != 0:
@@ -726,10 +730,16 @@ def test_bench_against_a_revision_builds_it_from_git_and_compares(tmp_path):
     changed = subprocess.run(['git', 'status', '--porcelain', '--', 'src/loss/ssl_cuda'],
                              cwd=BENCH.parents[1], capture_output=True, text=True).stdout
     env = {**os.environ, 'SSL_OPS_CACHE': str(tmp_path)}
-    run = subprocess.run([sys.executable, str(BENCH), '--against', 'HEAD', '--repeat', '1'],
-                         capture_output=True, text=True, timeout=900, env=env)
+    run = subprocess.run([sys.executable, str(BENCH), '--against', 'HEAD', '--repeat', '1',
+                          f'--cflags={cflags}'], capture_output=True, text=True, timeout=900,
+                         env=env)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert any(p.name.startswith('rev-' + head.stdout.strip()[:12]) for p in tmp_path.iterdir())
+    assert f'extra compiler flags: {cflags or "none"}' in run.stdout
+    folders = [p.name for p in tmp_path.iterdir()]
+    rev = 'rev-' + head.stdout.strip()[:12]
+    assert any(name.startswith(rev) and ('-flags-' in name) == bool(cflags) for name in folders)
+    if cflags:
+        assert any(name.startswith('flags-') for name in folders)
     rows = [line for line in run.stdout.splitlines() if 'agreement' not in line and ' D ' in line]
     assert len(rows) == 5  # random, edges, 1% random, training batch at stride 3 and 1
     for line in rows:
