@@ -1190,6 +1190,11 @@ class BandBackward {
 // (`--cflags=-march=x86-64`; one window row at a time, and a slower per-pixel way too) 0.72,
 // 0.84, 1.07, 1.28, 1.60, 2.97x and 0.55, 0.67, 0.93, 1.16, 1.60, 3.42x (kSharePairsOneRow).
 // On the stride-3 training batch, whose bands lie on both sides: 1.13, 1.30 and 1.23x.
+// Those figures predate op_parts (the op's bands splitting an image's window rows), which
+// made the op's shared way cheaper: 0.55, 0.78, 0.93, 1.23, 1.65, 2.84x with AVX-512, 0.67,
+// 0.85, 1.33, 1.35, 1.77, 3.17x (8 lanes), 0.58, 0.70, 1.01, 1.32, 1.84, 3.29x (4 lanes),
+// so the op's even point with pairs is now near 2.8; the fused loss, whose bands each do
+// all their windows' rows, keeps the figures above, and both keep these thresholds.
 constexpr double kSharePairs = 3.3, kSharePairsOneRow = 2.5;
 
 // Whether the band's windows overlap enough for the shared backward (kSharePairs).
