@@ -262,16 +262,17 @@ def test_both_ways_of_the_backward_match_the_oracle_for_any_thread_count():
 def test_bands_sharing_an_image_split_its_window_rows_and_match_the_oracle():
     """Consecutive bands of an image that take the shared backward each do a share of the
     image's window rows, with the pixels of the neighbouring bands whose windows reach them.
-    Image 0: a solid block cut into bands of 81 pixels (most of them ending inside a row).
-    Image 1: a block, then scattered pixels (a band of each way), then another block, so that
-    the shared bands do not form one run."""
+    With 1,021 pixels, bands hold at most 128. Image 0: a solid block cut into six bands, all
+    but the last ending inside a row. Image 1: a block (two bands), scattered pixels (one band
+    taken a pixel at a time), another block (two bands): two runs of shared bands, whose
+    windows meet the scattered band's."""
     gen = torch.Generator().manual_seed(14)
-    image = torch.rand(2, 3, 50, 30, generator=gen)
-    mask = torch.zeros(2, 1, 50, 30, dtype=torch.bool)
+    image = torch.rand(2, 3, 80, 30, generator=gen)
+    mask = torch.zeros(2, 1, 80, 30, dtype=torch.bool)
     mask[0, 0, 3:46, 8:23] = True
     mask[1, 0, 0:8, 4:26] = True
-    mask[1, 0, 14:26:6, 1::9] = True
-    mask[1, 0, 38:48, 6:24] = True
+    mask[1, 0, 37:62:6, 1::9] = True
+    mask[1, 0, 69:79, 6:24] = True
     grad, ref_grad = _oracle_for_any_thread_count(image, mask, gen)
     for b in range(2):
         assert rel_err(grad[b], ref_grad[b]) <= 1e-4, b
