@@ -308,6 +308,18 @@ def op_inputs(image, mask):
     return padded, pos, upstream
 
 
+def interleaved(calls, repeat):
+    """Runs calls (name -> function returning a tuple of ms) in turn, repeat + 1 rounds (the
+    first warms up and is dropped), so that machine noise hits all alike. Returns
+    {name: [median of each figure]}."""
+    times = {name: [] for name in calls}
+    for _ in range(repeat + 1):
+        for name, call in calls.items():
+            times[name].append(call())
+    return {name: [statistics.median(t[i] for t in v[1:]) for i in range(len(v[0]))]
+            for name, v in times.items()}
+
+
 def against(rev, repeat, cflags=''):
     """Forward and backward of this checkout's kernel and revision rev's, interleaved; both
     built with the extra compiler flags cflags, if any."""
@@ -328,19 +340,22 @@ def against(rev, repeat, cflags=''):
           f'{"bwd theirs":>11s} {"bwd ours":>9s} {"ratio":>6s}  agreement')
     for title, image, mask in cases:
         padded, pos, upstream = op_inputs(image, mask)
-        times = {}
-        for _ in range(repeat + 1):  # the first round warms up and is dropped
-            for name, ext in (('theirs', theirs), ('ours', ours)):
+        outs = {}
+
+        def forward_backward(name, ext):
+            def call():
                 start = time.perf_counter()
                 d = ext.forward(padded, pos, SEARCH, WINDOW)
                 middle = time.perf_counter()
                 g = ext.backward(padded, pos, upstream, SEARCH, WINDOW)
                 end = time.perf_counter()
-                times.setdefault(name, []).append(((middle - start) * 1e3, (end - middle) * 1e3))
-                times[name + '_out'] = (d, g)
-        med = {k: [statistics.median(t[i] for t in v[1:]) for i in (0, 1)]
-               for k, v in times.items() if not k.endswith('_out')}
-        (d0, g0), (d1, g1) = times['theirs_out'], times['ours_out']
+                outs[name] = (d, g)
+                return (middle - start) * 1e3, (end - middle) * 1e3
+            return call
+
+        med = interleaved({'theirs': forward_backward('theirs', theirs),
+                           'ours': forward_backward('ours', ours)}, repeat)
+        (d0, g0), (d1, g1) = outs['theirs'], outs['ours']
         d_err = ((d1 - d0).abs().max() / d0.abs().max()).item()
         g_err = ((g1 - g0).abs().max() / g0.abs().max()).item()
         print(f'{title:40s} {pos.shape[0]:5d} {med["theirs"][0]:11.1f} {med["ours"][0]:9.1f} '
@@ -369,15 +384,19 @@ def fused_against(sha, theirs, ours, hr, repeat):
             print(f'fused loss: {sha[:12]} has no ssl_loss taking unpadded images and a scale; '
                   'not compared')
             return
-        times = {}
-        for _ in range(repeat + 1):
-            for name, ext in (('theirs', theirs), ('ours', ours)):
+        outs = {}
+
+        def loss(name, ext):
+            def call():
                 start = time.perf_counter()
-                out = ext.ssl_loss(*args)
-                times.setdefault(name, []).append((time.perf_counter() - start) * 1e3)
-                times[name + '_out'] = out
-        med = {k: statistics.median(times[k][1:]) for k in ('theirs', 'ours')}
-        (l0, g0), (l1, g1) = times['theirs_out'], times['ours_out']
+                outs[name] = ext.ssl_loss(*args)
+                return ((time.perf_counter() - start) * 1e3,)
+            return call
+
+        med = {name: m[0] for name, m in interleaved({'theirs': loss('theirs', theirs),
+                                                      'ours': loss('ours', ours)},
+                                                     repeat).items()}
+        (l0, g0), (l1, g1) = outs['theirs'], outs['ours']
         print(f'fused SSL loss, training batch, stride {stride} (the pass training runs, '
               f'forward+backward): {med["theirs"]:.1f} -> {med["ours"]:.1f} ms '
               f'({med["theirs"] / med["ours"]:.2f}x); loss {(abs(l1 - l0) / l0).item():.1e}, '
@@ -418,13 +437,16 @@ def ways(repeat, cflags=''):
           f'{"ratio":>6s} {"auto":>8s}')
     for title, img, mask in cases:
         padded, pos, upstream = op_inputs(img, mask)
-        times = {}
-        for _ in range(repeat + 1):  # the first round warms up and is dropped
-            for way in (0, 1, -1):
+
+        def backward(way):
+            def call():
                 start = time.perf_counter()
                 ext.backward(padded, pos, upstream, SEARCH, WINDOW, way=way)
-                times.setdefault(way, []).append((time.perf_counter() - start) * 1e3)
-        med = {k: statistics.median(v[1:]) for k, v in times.items()}
+                return ((time.perf_counter() - start) * 1e3,)
+            return call
+
+        med = {way: m[0] for way, m in interleaved({way: backward(way) for way in (0, 1, -1)},
+                                                   repeat).items()}
         print(f'{title:40s} {pos.shape[0]:5d} {windows_per_pixel(mask):8.2f} {med[0]:10.2f} '
               f'{med[1]:8.2f} {med[0] / med[1]:5.2f}x {med[-1]:8.2f}')
 
