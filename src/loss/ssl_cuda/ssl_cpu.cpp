@@ -1251,15 +1251,18 @@ std::vector<Part> op_parts(const int64_t* pos, const Geo& g, const std::vector<B
     return q;
   };
   std::vector<Part> parts(nb);
-  int64_t run_q0 = 0;  // the run's first pixel
+  int64_t run_q0 = 0, run_q1 = 0;  // the pixels of the run band k is in
   for (int64_t k = 0; k < nb; ++k) {
     const Band& band = bands[k];
     Part& part = parts[k];
     part = {band, band.rlo - g.K, band.rhi + g.K, shared[k] != 0};
-    if (!linked(k - 1)) run_q0 = band.q0;
+    if (!linked(k - 1)) {  // a run starts: find its end once
+      int64_t last = k;
+      while (linked(last)) ++last;
+      run_q0 = band.q0;
+      run_q1 = bands[last].q1;
+    }
     if (!part.shared || (!linked(k - 1) && !linked(k))) continue;
-    int64_t run_q1 = band.q1;
-    for (int64_t j = k; linked(j); ++j) run_q1 = bands[j + 1].q1;
     if (linked(k - 1)) part.own_lo = band.rlo;
     if (linked(k)) part.own_hi = bands[k + 1].rlo - 1;
     if (part.own_lo > part.own_hi) continue;
