@@ -86,6 +86,19 @@ def test_ssim_map_matches_the_definition(images, reference_maps, rgb_range):
     assert reference_maps[rgb_range].min() < 0.3 and reference_maps[rgb_range].max() > 0.9
 
 
+@pytest.mark.parametrize('padding', ['same', 'valid'])
+def test_ssim_map_gradient_and_its_no_grad_path(images, padding):
+    """ssim_map builds its statistics in place when no gradient is asked for, out of place
+    when one is: the two give the same map, and the gradient is the numerical one."""
+    hr, sr = (torch.tensor(a[:1, :2, :12, :13]) for a in images)     # float64
+    x, y = hr.clone().requires_grad_(), sr.clone().requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda a, b: ssim_maps.ssim_map(a, b, 255, padding=padding), (x, y))
+    with torch.no_grad():
+        plain = ssim_maps.ssim_map(hr, sr, 255, padding=padding)
+    assert torch.equal(ssim_maps.ssim_map(x, y, 255, padding=padding).detach(), plain)
+
+
 @pytest.mark.parametrize('rgb_range', [255, 1])
 @pytest.mark.parametrize('alpha, beta, max_val, age', [
     (1.0, 0.0, 2.0, 0.5), (1.0, 0.0, 2.0, 1.0), (1.0, 0.0, 2.0, 2.5), (1.0, 0.0, 2.0, 10.0),
