@@ -6,8 +6,9 @@ skip check, backward, --gclip, optimiser, --ema_decay) on real image patches.
 
 Any flag of src/main.py is accepted.  Patches come from the embedded Sample set and are
 loaded before timing.  With ``--compare LOSS`` a second configuration that differs only in
-its loss is timed in the same process, steps interleaved (A, B, A, B, ...) so that machine
-noise hits both alike; the ratio of the medians is printed.
+its loss is timed in the same process, steps interleaved (A, B, B, A, A, B, ...: each batch
+goes through both, and which one goes first alternates) so that machine noise hits both
+alike; the ratio of the medians is printed.
 """
 import argparse
 import os
@@ -79,8 +80,9 @@ def main():
           f'{args.patch_size}, precision {args.precision}')
     times = [[] for _ in trainers]
     for i, (lr_img, hr_img) in enumerate(batches):
-        for k, trainer in enumerate(trainers):
-            t = step(trainer, lr_img, hr_img)
+        # A, B, then B, A on the next batch: neither configuration always runs first.
+        for k in (range(len(trainers)) if i % 2 == 0 else reversed(range(len(trainers)))):
+            t = step(trainers[k], lr_img, hr_img)
             if i >= ours.warmup:
                 times[k].append(t)
     medians = [statistics.median(t) for t in times]
