@@ -89,7 +89,8 @@ def test_ssim_map_matches_the_definition(images, reference_maps, rgb_range):
 @pytest.mark.parametrize('padding', ['same', 'valid'])
 def test_ssim_map_gradient_and_its_no_grad_path(images, padding):
     """ssim_map builds its statistics in place when no gradient is asked for, out of place
-    when one is: the two give the same map, and the gradient is the numerical one."""
+    when one is: the two give the same map (float64 and float32, which are laid out
+    differently), and the gradient is the numerical one."""
     hr, sr = (torch.tensor(a[:1, :2, :12, :13]) for a in images)     # float64
     x, y = hr.clone().requires_grad_(), sr.clone().requires_grad_()
     assert torch.autograd.gradcheck(
@@ -97,6 +98,13 @@ def test_ssim_map_gradient_and_its_no_grad_path(images, padding):
     with torch.no_grad():
         plain = ssim_maps.ssim_map(hr, sr, 255, padding=padding)
     assert torch.equal(ssim_maps.ssim_map(x, y, 255, padding=padding).detach(), plain)
+    # float32 takes the other memory layout (channels-last); the two paths agree there too.
+    x32, y32 = hr.float().requires_grad_(), sr.float()
+    with torch.no_grad():
+        plain32 = ssim_maps.ssim_map(x32, y32, 255, padding=padding)
+    tracked = ssim_maps.ssim_map(x32, y32, 255, padding=padding)
+    assert tracked.requires_grad and torch.equal(tracked.detach(), plain32)
+    assert (plain32.double() - plain).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize('rgb_range', [255, 1])
