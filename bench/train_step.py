@@ -8,7 +8,10 @@ Any flag of src/main.py is accepted.  Patches come from the embedded Sample set 
 loaded before timing.  With ``--compare LOSS`` a second configuration that differs only in
 its loss is timed in the same process, steps interleaved (A, B, B, A, A, B, ...: each batch
 goes through both, and which one goes first alternates) so that machine noise hits both
-alike; the ratio of the medians is printed.
+alike; the ratio of the medians is printed. Each figure is the wall-clock time and, in
+brackets, the CPU time of all the process's threads: on a machine shared with other work
+the host may not run our threads for a while, which the wall clock counts and the CPU time
+does not.
 """
 import argparse
 import os
@@ -44,15 +47,16 @@ def build(argv, root):
 
 
 def step(trainer, lr_img, hr_img):
-    """Seconds for one ``Trainer.step`` (device work included)."""
+    """(wall seconds, CPU seconds of the process, all threads) for one ``Trainer.step``
+    (device work included)."""
     cuda = trainer.device.type == 'cuda'
     if cuda:
         torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     trainer.step(lr_img, hr_img, 0)
     if cuda:
         torch.cuda.synchronize()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def main():
@@ -85,13 +89,13 @@ def main():
             t = step(trainers[k], lr_img, hr_img)
             if i >= ours.warmup:
                 times[k].append(t)
-    medians = [statistics.median(t) for t in times]
-    for trainer, med in zip(trainers, medians):
-        print(f'loss {trainer.args.loss}: sec/iter: {med:.4f}')
-    if len(medians) == 2:
+    walls = [statistics.median(wall for wall, _ in t) for t in times]
+    cpus = [statistics.median(cpu for _, cpu in t) for t in times]
+    for trainer, wall, cpu in zip(trainers, walls, cpus):
+        print(f'loss {trainer.args.loss}: sec/iter: {wall:.4f} (cpu {cpu:.4f})')
+    if len(walls) == 2:
         print(f'ratio ({trainers[0].args.loss}) / ({trainers[1].args.loss}): '
-              f'{medians[0] / medians[1]:.3f}')
-
+              f'{walls[0] / walls[1]:.3f} (cpu {cpus[0] / cpus[1]:.3f})')
 
 if __name__ == '__main__':
     main()

@@ -35,7 +35,8 @@ def test_steps_alternate_which_configuration_goes_first(monkeypatch, capsys):
     def fake_step(trainer, lr_img, hr_img):
         calls.append(trainer.args.loss)
         done = sum(1 for c in calls if c == trainer.args.loss) - 1   # 0 is the warm-up
-        return 9.0 if done == 0 else seconds[trainer.args.loss][done - 1]
+        wall = 9.0 if done == 0 else seconds[trainer.args.loss][done - 1]
+        return wall, 3 * wall     # CPU time: three busy threads
 
     monkeypatch.setattr(bench, 'step', fake_step)
     monkeypatch.setattr(sys, 'argv', ['train_step.py', '--iters', '4'] + TINY)
@@ -43,22 +44,27 @@ def test_steps_alternate_which_configuration_goes_first(monkeypatch, capsys):
     a, b = '1*L1+1000*SSL+1*SPL', '1*L1'
     assert calls == [a, b, b, a, a, b, b, a, a, b]
     out = capsys.readouterr().out
-    assert f'loss {a}: sec/iter: 0.4500' in out       # median of 0.3, 0.5, 0.4, 0.9
-    assert f'loss {b}: sec/iter: 0.2500' in out
-    assert f'ratio ({a}) / ({b}): 1.800' in out
+    assert f'loss {a}: sec/iter: 0.4500 (cpu 1.3500)' in out   # median of 0.3, 0.5, 0.4, 0.9
+    assert f'loss {b}: sec/iter: 0.2500 (cpu 0.7500)' in out
+    assert f'ratio ({a}) / ({b}): 1.800 (cpu 1.800)' in out
 
 
 def test_real_steps_print_both_medians_and_their_ratio():
     run = subprocess.run([sys.executable, str(STEP_BENCH), '--iters', '2'] + TINY,
                          capture_output=True, text=True, timeout=300, cwd=REPO)
     assert run.returncode == 0, run.stderr
-    medians = dict(re.findall(r'^loss (\S+): sec/iter: ([\d.]+)$', run.stdout, re.M))
-    assert set(medians) == {'1*L1+1000*SSL+1*SPL', '1*L1'}
-    ratio = float(re.search(r'^ratio \(.*\) / \(1\*L1\): ([\d.]+)$', run.stdout, re.M)[1])
-    num, den = float(medians['1*L1+1000*SSL+1*SPL']), float(medians['1*L1'])
-    # The printed medians are rounded to 0.1 ms, the ratio to 0.001.
-    slack = num / den * (0.00005 / num + 0.00005 / den) + 0.0005
-    assert abs(ratio - num / den) <= slack
+    lines = re.findall(r'^loss (\S+): sec/iter: ([\d.]+) \(cpu ([\d.]+)\)$', run.stdout, re.M)
+    assert {name for name, _, _ in lines} == {'1*L1+1000*SSL+1*SPL', '1*L1'}
+    walls = {name: float(wall) for name, wall, _ in lines}
+    cpus = {name: float(cpu) for name, _, cpu in lines}
+    assert all(cpu > 0 for cpu in cpus.values())
+    found = re.search(r'^ratio \(.*\) / \(1\*L1\): ([\d.]+) \(cpu ([\d.]+)\)$', run.stdout,
+                      re.M)
+    for printed, medians in ((found[1], walls), (found[2], cpus)):
+        num, den = medians['1*L1+1000*SSL+1*SPL'], medians['1*L1']
+        # The printed medians are rounded to 0.1 ms, the ratio to 0.001.
+        slack = num / den * (0.00005 / num + 0.00005 / den) + 0.0005
+        assert abs(float(printed) - num / den) <= slack
 
 
 @pytest.mark.slow
