@@ -8,9 +8,9 @@ Cases: SPL's map on the 16x3x96x96 training batch (float32, zero 'same' padding)
 whole term forward+backward on it; the metrics' map (float64, valid positions) of a Y
 channel of 504x504 (Set5's baby, shaved) and of 2040x1356 (a DIV2K validation image); and
 the float32 valid map of those two sizes. Images are random in [0, 255] with a noisy copy
-(the time does not depend on the values). Calls run in turn (ours, theirs, ours, ...),
---repeat times after one warm-up round; the median per case is printed, with the ratio and
-the largest difference between the two maps.
+(the time does not depend on the values). Calls run in turn (ours, theirs, theirs, ours,
+...: which goes first alternates), --repeat times after one warm-up round; the median per
+case is printed, with the ratio and the largest difference between the two maps.
 """
 import argparse
 import importlib.util
@@ -105,7 +105,8 @@ def main(argv=None):
         times = {key: [] for key in versions}
         results = {}
         for round_ in range(args.repeat + 1):
-            for key, module in versions.items():
+            order = list(versions.items())
+            for key, module in (order if round_ % 2 else order[::-1]):  # each goes first
                 ms, results[key] = timed(lambda: run(module))
                 if round_:
                     times[key].append(ms)
