@@ -97,5 +97,6 @@ def main():
         print(f'ratio ({trainers[0].args.loss}) / ({trainers[1].args.loss}): '
               f'{walls[0] / walls[1]:.3f} (cpu {cpus[0] / cpus[1]:.3f})')
 
+
 if __name__ == '__main__':
     main()
