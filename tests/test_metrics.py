@@ -84,6 +84,22 @@ def test_ssim_equals_skimage_configured_identically():
     assert ours.mean().item() == pytest.approx(ref, abs=1e-6)
 
 
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+def test_gaussian_filter_is_the_separable_gaussian_convolution(dtype):
+    """float64 filters by shifted sums, float32 by depthwise convolutions: both are the
+    11x11 Gaussian (sigma 1.5) over each channel, valid positions, checked against a
+    direct 2-D float64 convolution with the outer-product window."""
+    from ssim import gaussian_filter, gaussian_taps
+
+    x = _image(40, 37, 5) * torch.linspace(0.5, 1.5, 3, dtype=torch.float64)[None, :, None, None]
+    taps = gaussian_taps(11, 1.5, torch.float64)
+    window = (taps[:, None] * taps[None, :]).expand(3, 1, 11, 11)
+    ref = torch.nn.functional.conv2d(x, window, groups=3)
+    got = gaussian_filter(x.to(dtype)).double()
+    assert got.shape == (1, 3, 30, 27)
+    assert torch.allclose(got, ref, rtol=1e-12 if dtype == torch.float64 else 1e-6, atol=0)
+
+
 def test_calc_ssim_benchmark_is_skimage_on_shaved_y():
     hr = _image(40, 36, 4)
     sr = torch.clamp(hr + torch.randn(hr.shape, generator=torch.Generator().manual_seed(1),
