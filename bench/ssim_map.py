@@ -14,7 +14,6 @@ case is printed, with the ratio and the largest difference between the two maps.
 """
 import argparse
 import importlib.util
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,17 +27,13 @@ import torch  # noqa: E402
 
 import ssim as ours  # noqa: E402
 import utility  # noqa: E402
+from _compare import commit_of, interleaved  # noqa: E402
 from loss import spl as spl_module  # noqa: E402
 
 
 def revision_ssim(rev):
     """(sha, module) of git revision rev's src/ssim.py."""
-    sha = subprocess.run(['git', 'rev-parse', '--verify', f'{rev}^{{commit}}'], cwd=REPO,
-                         capture_output=True, text=True)
-    if sha.returncode != 0:
-        raise utility.UserError(f'--against: {rev!r} is not a commit of this repository; give a '
-                                'commit, tag or branch (git log --oneline lists them)')
-    sha = sha.stdout.strip()
+    sha = commit_of(rev)
     text = subprocess.run(['git', 'show', f'{sha}:src/ssim.py'], cwd=REPO, capture_output=True,
                           text=True, check=True).stdout
     path = Path(tempfile.mkdtemp(prefix='bench_ssim_')) / f'ssim_{sha[:12]}.py'
@@ -80,12 +75,6 @@ def cases(gen):
     return out
 
 
-def timed(call):
-    start = time.perf_counter()
-    result = call()
-    return (time.perf_counter() - start) * 1e3, result
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--against', default='', help='time this ssim.py against git revision REV\'s')
@@ -102,20 +91,21 @@ def main(argv=None):
         header += f' {"theirs":>8} {"ratio":>7}  max difference'
     print(header)
     for name, run in cases(torch.Generator().manual_seed(0)):
-        times = {key: [] for key in versions}
         results = {}
-        for round_ in range(args.repeat + 1):
-            order = list(versions.items())
-            for key, module in (order if round_ % 2 else order[::-1]):  # each goes first
-                ms, results[key] = timed(lambda: run(module))
-                if round_:
-                    times[key].append(ms)
-        line = f'{name:48} {statistics.median(times["ours"]):8.1f}'
+
+        def timed(key, module):
+            def call():
+                start = time.perf_counter()
+                results[key] = run(module)
+                return ((time.perf_counter() - start) * 1e3,)
+            return call
+
+        med = {key: m[0] for key, m in interleaved(
+            {key: timed(key, module) for key, module in versions.items()}, args.repeat).items()}
+        line = f'{name:48} {med["ours"]:8.1f}'
         if args.against:
-            theirs = statistics.median(times['theirs'])
             diff = (results['ours'].double() - results['theirs'].double()).abs().max().item()
-            line += (f' {theirs:8.1f} {theirs / statistics.median(times["ours"]):6.2f}x'
-                     f'  {diff:.1e}')
+            line += f' {med["theirs"]:8.1f} {med["theirs"] / med["ours"]:6.2f}x  {diff:.1e}'
         print(line, flush=True)
     return 0
 

@@ -44,6 +44,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / 'src'))
 
+from _compare import commit_of, interleaved  # noqa: E402
+
 SEARCH, WINDOW = 25, 9
 BUTTERFLY = REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR' / 'butterfly.png'
 CASES = {
@@ -264,15 +266,9 @@ def build_checkout(cflags=''):
 def build_revision(rev, cflags=''):
     """The CPU op module of git revision rev, built (once) into .cache/ssl_ops/rev-<sha>/
     (rev-<sha>-flags-<key>/ with extra compiler flags)."""
-    import utility
     from loss.ssl_cuda import _build
 
-    sha = subprocess.run(['git', 'rev-parse', '--verify', f'{rev}^{{commit}}'], cwd=REPO,
-                         capture_output=True, text=True)
-    if sha.returncode != 0:
-        raise utility.UserError(f'--against: {rev!r} is not a commit of this repository; give a '
-                                'commit, tag or branch (git log --oneline lists them)')
-    sha = sha.stdout.strip()
+    sha = commit_of(rev)
     listing = subprocess.run(['git', 'ls-tree', '--name-only', sha, 'src/loss/ssl_cuda/'],
                              cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     key = flags_key(cflags)
@@ -306,18 +302,6 @@ def op_inputs(image, mask):
     upstream = torch.randn(pos.shape[0], SEARCH * SEARCH,
                            generator=torch.Generator().manual_seed(1))
     return padded, pos, upstream
-
-
-def interleaved(calls, repeat):
-    """Runs calls (name -> function returning a tuple of ms) in turn, repeat + 1 rounds (the
-    first warms up and is dropped), so that machine noise hits all alike. Returns
-    {name: [median of each figure]}."""
-    times = {name: [] for name in calls}
-    for _ in range(repeat + 1):
-        for name, call in calls.items():
-            times[name].append(call())
-    return {name: [statistics.median(t[i] for t in v[1:]) for i in range(len(v[0]))]
-            for name, v in times.items()}
 
 
 def against(rev, repeat, cflags=''):
