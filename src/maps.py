@@ -57,8 +57,8 @@ def spl_figure(spl, sr, hr, age, title):
     im = ax.imshow(shown, cmap='magma', vmin=0, vmax=max(float(shown.max()), 1e-12),
                    interpolation='nearest')
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-    ax.set_title(f'SPL weight (channel mean; mean {weights.mean():.3g}, max {spl.max_val:g})',
-                 fontsize=9)
+    ax.set_title(f'SPL weight (channel mean)\nmean {weights.mean():.3g}, largest '
+                 f'{float(shown.max()):.3g}; spl_max {spl.max_val:g}', fontsize=9)
     ax.set_axis_off()
     ax = fig.add_subplot(grid[3])
     xs = np.linspace(-1, 1, 401)

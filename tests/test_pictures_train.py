@@ -131,5 +131,9 @@ def test_spl_map_is_the_curve_of_the_ssim_map():
     shown = {a.get_title().split(' (')[0]: a for a in fig.get_axes() if a.images}
     np.testing.assert_allclose(shown['SPL weight'].images[0].get_array(), weights.mean(0),
                                rtol=1e-6)
+    # the colours end at the map's largest weight, which the title gives beside spl_max
+    largest = weights.mean(0).max()
+    assert shown['SPL weight'].images[0].get_clim() == pytest.approx((0.0, largest), rel=1e-6)
+    assert f'largest {largest:.3g}; spl_max 2' in shown['SPL weight'].get_title()
     np.testing.assert_allclose(shown['SSIM(HR, SR) per pixel'].images[0].get_array(),
                                ssim.mean(0), rtol=1e-6)
