@@ -1,5 +1,5 @@
 """What the bench scripts share when they time this checkout against a git revision, side by
-side in one process: the revision's commit, and the calls run in turn."""
+side in one process: the revision's commit, its files, and the calls run in turn."""
 import statistics
 import subprocess
 from pathlib import Path
@@ -18,6 +18,12 @@ def commit_of(rev):
         raise utility.UserError(f'--against: {rev!r} is not a commit of this repository; give a '
                                 'commit, tag or branch (git log --oneline lists them)')
     return sha.stdout.strip()
+
+
+def file_at(sha, path):
+    """The bytes of the file at path (from the repository root) in commit sha."""
+    return subprocess.run(['git', 'show', f'{sha}:{path}'], cwd=REPO, capture_output=True,
+                          check=True).stdout
 
 
 def interleaved(calls, repeat):

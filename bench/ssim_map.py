@@ -13,11 +13,9 @@ the float32 valid map of those two sizes. Images are random in [0, 255] with a n
 case is printed, with the ratio and the largest difference between the two maps.
 """
 import argparse
-import importlib.util
-import subprocess
 import sys
-import tempfile
 import time
+import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,20 +25,16 @@ import torch  # noqa: E402
 
 import ssim as ours  # noqa: E402
 import utility  # noqa: E402
-from _compare import commit_of, interleaved  # noqa: E402
+from _compare import commit_of, file_at, interleaved  # noqa: E402
 from loss import spl as spl_module  # noqa: E402
 
 
 def revision_ssim(rev):
-    """(sha, module) of git revision rev's src/ssim.py."""
+    """(sha, module) of git revision rev's src/ssim.py, run from its text (no file)."""
     sha = commit_of(rev)
-    text = subprocess.run(['git', 'show', f'{sha}:src/ssim.py'], cwd=REPO, capture_output=True,
-                          text=True, check=True).stdout
-    path = Path(tempfile.mkdtemp(prefix='bench_ssim_')) / f'ssim_{sha[:12]}.py'
-    path.write_text(text)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = types.ModuleType(f'ssim_{sha[:12]}')
+    exec(compile(file_at(sha, 'src/ssim.py'), f'{sha[:12]}:src/ssim.py', 'exec'),
+         module.__dict__)
     return sha, module
 
 

@@ -44,7 +44,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / 'src'))
 
-from _compare import commit_of, interleaved  # noqa: E402
+from _compare import commit_of, file_at, interleaved  # noqa: E402
 
 SEARCH, WINDOW = 25, 9
 BUTTERFLY = REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR' / 'butterfly.png'
@@ -279,8 +279,7 @@ def build_revision(rev, cflags=''):
     sources = []
     for path in listing:
         if path.endswith(('.cpp', '.h')):
-            text = subprocess.run(['git', 'show', f'{sha}:{path}'], cwd=REPO, capture_output=True,
-                                  check=True).stdout
+            text = file_at(sha, path)
             target = source_dir / Path(path).name
             if not target.exists() or target.read_bytes() != text:
                 target.write_bytes(text)
