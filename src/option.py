@@ -234,7 +234,9 @@ def build_parser():
     add('--vgg_criterion', type=str, default='mse', choices=('mse', 'l1'),
         help='distance between VGG features: mse (EDSR-PyTorch) or l1 (ESRGAN/SSL recipe)')
     add('--vgg_weights', type=str, default='',
-        help='VGG19 weights (torchvision vgg19 state_dict layout) for VGG22/VGG54')
+        help='VGG19 weights (torchvision vgg19 state_dict layout) for VGG22/VGG54/PERCEPTUAL; '
+             'default: vgg19-dcbb9e9d.pth in torch hub\'s checkpoints folder '
+             '($TORCH_HOME/hub/checkpoints)')
 
     add = p.add_argument_group('output').add_argument
     add('--save', type=str, default='test', help='run name: outputs go to experiment/<save>')
