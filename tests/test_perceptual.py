@@ -464,7 +464,7 @@ def test_cli_scores_every_metric_offline(tmp_path, hub):
     with open(folder / 'metrics.csv') as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ['dataset', 'scale', 'image', 'psnr', 'ssim', 'lpips', 'lpips_vgg',
-                             'dists']
+                             'dists', 'degradation', 'lr_seed', 'lr_manifest']
     for key in ('lpips', 'lpips_vgg', 'dists'):
         values = [float(r[key]) for r in rows]
         assert all(re.fullmatch(r'\d\.\d{6}', r[key]) for r in rows)

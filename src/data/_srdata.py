@@ -35,6 +35,7 @@ import utility
 from data import _image
 from data._loader import report_to_main
 import imageops
+import lr_set
 from imageops import round_half_away
 from imresize import imresize
 
@@ -131,6 +132,11 @@ class SRData(torch.utils.data.Dataset):
 
     def __len__(self):
         return len(self.image_names)
+
+    def lr_set(self, idx_scale):
+        """Which LR images scale index ``idx_scale`` reads (``lr_set.identity``): bicubic here;
+        benchmark folders with a degraded set override it."""
+        return dict(lr_set.BICUBIC)
 
     def hr_size(self, i):
         """(width, height) of HR image i: the file's header only (nothing is decoded) when
