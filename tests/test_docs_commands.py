@@ -164,6 +164,9 @@ def page_items(page):
                 and re.match(r'(python3?|torchrun|bash) ', body)):
             problems.append(f'{_shown(page)}:{no}: command in an indented block: put '
                             f'it in a ```bash fence so that it is checked: {body}')
+        elif re.match(r'(python3? (src|bench)/|python3? -m pytest|torchrun |bash \S+\.sh)', text):
+            problems.append(f'{_shown(page)}:{no}: command outside a code fence: put it in '
+                            f'a ```bash fence so that it is checked: {body}')
         prev_blank = not body or (prev_blank and text.startswith('    '))
         for span in re.findall(r'`([^`]+)`', text):
             if span.startswith(INLINE_STARTS):
@@ -486,7 +489,8 @@ def test_extractor_reads_fences_continuations_and_inline_spans(tmp_path):
                     '```\n'
                     'python src/main.py --not-a-command-this-is-output\n'
                     '```\n\n'
-                    '    python src/main.py --indented\n', encoding='utf-8')
+                    '    python src/main.py --indented\n\n'
+                    'python src/main.py --bare-line\n', encoding='utf-8')
     items, problems = page_items(page)
     assert [c.argv for c in items] == [
         ['python', 'src/main.py', '--help'],
@@ -494,7 +498,7 @@ def test_extractor_reads_fences_continuations_and_inline_spans(tmp_path):
         ['python', 'src/main.py', '--model', 'EDSR', '--dir_data', '$DATA', '--save', 'a'],
         ['python', 'src/main.py', '--load', 'a']]
     assert [c.line for c in items] == [1, 4, 5, 5]
-    assert len(problems) == 1 and 'indented' in problems[0]
+    assert len(problems) == 2 and 'indented' in problems[0] and 'outside' in problems[1]
 
 
 @pytest.mark.parametrize('text, needle', [
@@ -586,3 +590,38 @@ def test_cheap_commands_run(cmd, script, args, tmp_path):
     else:
         assert (tmp_path / 'experiment').is_dir() and any((tmp_path / 'experiment').rglob(
             'metrics.json')), proc.stdout[-2000:]
+
+
+# ---------------------------------------------------------------------------- links
+def _slug(heading):
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to '-'."""
+    text = re.sub(r'[^\w\- ]', '', heading.strip().lower())
+    return text.replace(' ', '-')
+
+
+def _anchors(page):
+    out, inside = set(), False
+    for line in page.read_text(encoding='utf-8').splitlines():
+        if line.startswith('```'):
+            inside = not inside
+        elif not inside and line.startswith('#'):
+            out.add(_slug(line.lstrip('#')))
+    return out
+
+
+@pytest.mark.parametrize('page', PAGES, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_page_links_resolve(page):
+    """Links between README.md and docs/ pages (and to images) point at files and headings
+    that exist, so moving a section cannot leave a dead link behind."""
+    problems = []
+    text = re.sub(r'```.*?```', '', page.read_text(encoding='utf-8'), flags=re.S)
+    for target in re.findall(r'\]\(([^)\s]+)\)', text):
+        if re.match(r'[a-z]+:', target):
+            continue
+        path, _, anchor = target.partition('#')
+        dest = (page.parent / path).resolve() if path else page
+        if not dest.exists():
+            problems.append(f'{target}: no file {dest}')
+        elif anchor and dest.suffix == '.md' and anchor not in _anchors(dest):
+            problems.append(f'{target}: no heading #{anchor} in {dest.name}')
+    assert not problems, f'{page.name}: ' + '; '.join(problems)
