@@ -270,14 +270,19 @@ class Experiment:
         self._release_lock()
 
     # ------------------------------------------------------------------ metrics
-    def write_metrics(self, summary, rows, names=('psnr', 'ssim')):
-        """metrics.json ({dataset: {"x2": {name: mean}}}, 6 decimals) and metrics.csv (one row
-        per image: dataset, scale, image, then one column per metric of ``names``, 6 decimals)."""
+    def write_metrics(self, summary, rows, names=('psnr', 'ssim'), protocol=None):
+        """metrics.json ({dataset: {"x2": {name: mean}}}, 6 decimals, and ``"protocol":
+        {switch: value}`` when given) and metrics.csv (one row per image: dataset, scale,
+        image, then one column per metric of ``names`` that has per-image values, 6
+        decimals; a metric of the whole set, FID, is in metrics.json only)."""
         if not self.writer:
             return
         rounded = {name: {scale: {key: round(value, 6) for key, value in means.items()}
                           for scale, means in per_scale.items()}
                    for name, per_scale in summary.items()}
+        if protocol:
+            rounded['protocol'] = dict(protocol)
+        names = [n for n in names if not rows or n in rows[0]]
         # Strict JSON: a NaN or infinite score (a diverged model) is written as null.
         text = json.dumps(_strict_json(rounded), indent=2, allow_nan=False) + '\n'
         self._tracked_write('metrics.json', utility.atomic_write_text, self.dir / 'metrics.json',

@@ -26,7 +26,17 @@ BACKBONES = {
     'alexnet': ('alexnet-owt-7be5be79.pth',
                 'https://download.pytorch.org/models/alexnet-owt-7be5be79.pth'),
     'vgg16': ('vgg16-397923af.pth', 'https://download.pytorch.org/models/vgg16-397923af.pth'),
+    # pytorch-fid's port of TensorFlow's FID Inception (torchvision's Inception3 layout with
+    # 1008 classes); BasicSR's FID reads the same file.
+    'fid_inception': ('pt_inception-2015-12-05-6726825d.pth',
+                      'https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/'
+                      'pt_inception-2015-12-05-6726825d.pth'),
 }
+
+# What each backbone file is, for the messages.
+_DESCRIPTIONS = {'alexnet': "torchvision's ImageNet alexnet",
+                 'vgg16': "torchvision's ImageNet vgg16",
+                 'fid_inception': "the FID Inception weights of pytorch-fid and BasicSR"}
 
 # head -> (file name, [(package, path inside the package)], where it is published)
 HEADS = {
@@ -41,6 +51,9 @@ HEADS = {
     'dists': ('weights.pt', [('DISTS_pytorch', 'weights.pt')],
               'pip install --no-deps DISTS_pytorch (DISTS_pytorch/weights.pt, from '
               'github.com/dingkeyan93/DISTS)'),
+    'niqe': ('niqe_pris_params.npz', [('basicsr', 'metrics/niqe_pris_params.npz')],
+             'pip install --no-deps basicsr (basicsr/metrics/niqe_pris_params.npz, NIQE\'s '
+             'pristine model from github.com/XPixelGroup/BasicSR)'),
 }
 
 # Distribution names where they differ from the import name.
@@ -83,7 +96,7 @@ def _first_file(candidates):
 
 
 def backbone_path(arch, weights_dir, what):
-    """The torchvision ImageNet weights of ``arch`` ('alexnet' or 'vgg16') for metric ``what``.
+    """The weights file of ``arch`` (a key of BACKBONES) for metric ``what``.
 
     Looks in ``weights_dir`` (--metric_weights, may be '') then in torch hub's cache;
     UserError naming the file, where it is published and where to put it when absent.
@@ -93,7 +106,7 @@ def backbone_path(arch, weights_dir, what):
     path = _first_file([p / name for p in places])
     if path is None:
         raise utility.UserError(
-            f'{what} needs {name} (torchvision\'s ImageNet {arch}, published at {url}); it is '
+            f'{what} needs {name} ({_DESCRIPTIONS[arch]}, published at {url}); it is '
             f'not in {" or ".join(str(p) for p in places)}: download it once and put it in '
             f'{hub_checkpoints()} (or in the folder given with --metric_weights)')
     return path
