@@ -19,11 +19,12 @@ from PIL import Image
 import metric
 import official_basicsr
 import official_fid
+import official_pyiqa
 import option
 import torchvision_standin as tvs
 import utility
 from cli import REPO, assert_user_error, run_main
-from metric import _weights, fid as fid_mod, niqe as niqe_mod
+from metric import _weights, fid as fid_mod, musiq as musiq_mod, niqe as niqe_mod
 from metric.psnr import psnr_per_image
 from metric.ssim import ssim_per_image
 
@@ -213,6 +214,66 @@ def test_fid_missing_or_wrong_weights_is_one_line(tmp_path, monkeypatch):
     torch.save(state, tmp_path / tvs.FID_FILE)
     with pytest.raises(utility.UserError, match='1 missing keys'):
         metric.build(_args('--metrics', 'fid', '--metric_weights', tmp_path), 'cpu')
+
+
+# ----------------------------------------------------------------------------- MUSIQ
+
+MUSIQ_FILE = 'musiq_koniq_ckpt-e95806b9.pth'
+
+
+@pytest.fixture(scope='module')
+def musiq_fixture(tmp_path_factory):
+    """(fixture dict, a folder holding its random weights under the published name)."""
+    data = torch.load(DATA / 'musiq_reference.pt', weights_only=True)
+    folder = tmp_path_factory.mktemp('musiq')
+    torch.save(official_pyiqa.random_state(data['layout'], data['seed']), folder / MUSIQ_FILE)
+    return data, folder
+
+
+def test_musiq_has_the_published_layout(musiq_fixture):
+    data, _ = musiq_fixture
+    with torch.device('meta'):
+        net = musiq_mod.MUSIQNet()
+    assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == \
+        {k: tuple(v) for k, v in data['layout'].items()}
+
+
+def test_musiq_equals_pyiqa_fixture(musiq_fixture):
+    data, folder = musiq_fixture
+    m = metric.build(_args('--metrics', 'musiq', '--metric_weights', folder,
+                           '--crop_border', '0'), 'cpu')['musiq']
+    for img, want in zip(data['images'], data['scores']):
+        assert m(img[None].float(), None, 4, True).item() == pytest.approx(want, abs=1e-4)
+
+
+def test_musiq_equals_live_pyiqa(musiq_fixture, monkeypatch):
+    module = official_pyiqa.musiq_module()
+    if module is None:
+        pytest.skip('pyiqa\'s source is needed (PYIQA_SRC=<unpacked wheel>/pyiqa)')
+    data, folder = musiq_fixture
+    official = module.MUSIQ(pretrained=False).eval()
+    official.load_state_dict(torch.load(folder / MUSIQ_FILE, weights_only=True))
+    ours = musiq_mod.MUSIQ(1, folder)           # rgb_range 1, benchmark border 4
+    sr, _ = _bicubic_x4(_set5('butterfly'))
+    with torch.no_grad():     # the paper's script: crop 4, k / 255, [3, H, W]
+        want = official(_tensor(sr)[0, :, 4:-4, 4:-4] / 255).item()
+    assert ours(_tensor(sr) / 255, None, 4, True).item() == pytest.approx(want, abs=1e-4)
+
+
+def test_musiq_missing_or_wrong_file_is_one_line(tmp_path, monkeypatch, musiq_fixture):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'home'))
+    with pytest.raises(utility.UserError) as e:
+        metric.build(_args('--metrics', 'musiq'), 'cpu')
+    text = str(e.value)
+    assert '\n' not in text and MUSIQ_FILE in text and 'huggingface.co/chaofengc' in text
+    assert str(tmp_path / 'home' / 'hub' / 'checkpoints') in text
+    assert str(tmp_path / 'home' / 'hub' / 'pyiqa') in text
+    data, _ = musiq_fixture
+    layout = dict(data['layout'])
+    layout['head.weight'] = (10, 384)              # the AVA head, not KonIQ's
+    torch.save(official_pyiqa.random_state(layout), tmp_path / MUSIQ_FILE)
+    with pytest.raises(utility.UserError, match='head.weight of shape'):
+        metric.build(_args('--metrics', 'musiq', '--metric_weights', tmp_path), 'cpu')
 
 
 # ----------------------------------------------------------------------------- protocol

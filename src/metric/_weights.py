@@ -33,10 +33,26 @@ BACKBONES = {
                       'pt_inception-2015-12-05-6726825d.pth'),
 }
 
+# pyiqa's trained IQA networks (IQA-PyTorch's releases), read where pyiqa caches them too.
+BACKBONES['musiq_koniq'] = ('musiq_koniq_ckpt-e95806b9.pth',
+                            'https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/'
+                            'musiq_koniq_ckpt-e95806b9.pth')
+# OpenAI's CLIP ResNet-50 (the TorchScript archive clip.load('RN50') downloads, or its
+# state_dict saved as a plain file of the same name).
+BACKBONES['clip_rn50'] = ('RN50.pt', 'https://openaipublic.azureedge.net/clip/models/'
+                          'afeb0e10fbe5ee78bb6c1aed5ee5bbd3b3e3eb5a5ec14bbe6d42d91a4a0d2b3c/RN50.pt')
+
+# Folders besides torch hub's checkpoints where the owning package caches a file.
+_ALSO_IN = {'musiq_koniq': lambda: [Path(torch.hub.get_dir()) / 'pyiqa'],
+            'clip_rn50': lambda: [Path(torch.hub.get_dir()) / 'pyiqa',
+                                  Path(os.path.expanduser('~/.cache/clip'))]}
+
 # What each backbone file is, for the messages.
 _DESCRIPTIONS = {'alexnet': "torchvision's ImageNet alexnet",
                  'vgg16': "torchvision's ImageNet vgg16",
-                 'fid_inception': "the FID Inception weights of pytorch-fid and BasicSR"}
+                 'fid_inception': "the FID Inception weights of pytorch-fid and BasicSR",
+                 'musiq_koniq': "pyiqa's MUSIQ trained on KonIQ-10k, create_metric('musiq')",
+                 'clip_rn50': "OpenAI's CLIP ResNet-50, which CLIP-IQA uses"}
 
 # head -> (file name, [(package, path inside the package)], where it is published)
 HEADS = {
@@ -98,11 +114,13 @@ def _first_file(candidates):
 def backbone_path(arch, weights_dir, what):
     """The weights file of ``arch`` (a key of BACKBONES) for metric ``what``.
 
-    Looks in ``weights_dir`` (--metric_weights, may be '') then in torch hub's cache;
-    UserError naming the file, where it is published and where to put it when absent.
+    Looks in ``weights_dir`` (--metric_weights, may be '') then in torch hub's cache (and
+    where pyiqa / clip cache their files); UserError naming the file, where it is published
+    and where to put it when absent.
     """
     name, url = BACKBONES[arch]
     places = ([Path(os.path.expanduser(weights_dir))] if weights_dir else []) + [hub_checkpoints()]
+    places += _ALSO_IN.get(arch, list)()
     path = _first_file([p / name for p in places])
     if path is None:
         raise utility.UserError(
