@@ -190,11 +190,12 @@ def build_parser():
              'or Set5:4:lpips (default: the first of --data_test, --scale and --metrics)')
     add('--metrics', type=str, default='psnr+ssim',
         help='evaluation metrics joined by "+", any of the files in src/metric/: psnr, ssim, '
-             'lpips, lpips_vgg, dists (any case)')
+             'lpips, lpips_vgg, dists, fid (per set), niqe, musiq, clipiqa (any case)')
     add('--metric_weights', type=str, default='',
-        help='folder searched first for the LPIPS/DISTS weight files (backbones under '
-             'torchvision\'s names, alex.pth, vgg.pth, weights.pt); default: torch hub\'s '
-             'checkpoints folder and the installed lpips / DISTS_pytorch packages')
+        help='folder searched first for the metrics\' weight files, under their published '
+             'names (backbones, alex.pth, vgg.pth, weights.pt, niqe_pris_params.npz, '
+             'pt_inception-2015-12-05-6726825d.pth, musiq_koniq_ckpt-e95806b9.pth, RN50.pt); '
+             'default: torch hub\'s checkpoints folder and the installed packages')
 
     add = p.add_argument_group('evaluation protocol (see docs/metrics.md)').add_argument
     add('--protocol', type=str, default='edsr', choices=tuple(template.PROTOCOLS),

@@ -105,3 +105,81 @@ def random_state(keys_and_shapes, seed=0):
             v = 0.05 * torch.randn(shape, generator=g)
         state[key] = v
     return state
+
+
+def clipiqa_module(tokenize):
+    """pyiqa's ``archs/clipiqa_arch.py`` (with its ``clip_model.py`` and ``constants.py``
+    loaded by path) whose ``clip.tokenize`` is ``tokenize`` (the real CLIP tokenizer, or the
+    stored ids), or None without pyiqa's source."""
+    root = pyiqa_root()
+    if root is None:
+        return None
+    imports = types.ModuleType('pyiqa.archs.clip_imports')
+    imports.clip = types.SimpleNamespace(tokenize=tokenize)
+    imports.SimpleTokenizer = None
+    saved = {n: sys.modules.get(n) for n in ('pyiqa.archs.constants', 'pyiqa.archs.clip_model')}
+    try:
+        extra = {'pyiqa.archs.clip_imports': imports,
+                 'pyiqa.archs.constants': _exec('pyiqa.archs.constants',
+                                                root / 'archs' / 'constants.py'),
+                 'pyiqa.archs.clip_model': _exec('pyiqa.archs.clip_model',
+                                                 root / 'archs' / 'clip_model.py')}
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = old
+    arch_util = _arch_util()
+    arch_util.load_file_from_url = lambda url, *a, **k: url
+    extra['pyiqa.archs.arch_util'] = arch_util
+    return load('archs/clipiqa_arch.py', extra)
+
+
+def clip_tokenizer():
+    """``clip.simple_tokenizer.SimpleTokenizer`` from ``$CLIP_SRC`` (the ``clip`` folder of
+    openai-clip: simple_tokenizer.py and bpe_simple_vocab_16e6.txt.gz; it needs ftfy and
+    regex) or an installed ``clip`` package, or None."""
+    folder = os.environ.get('CLIP_SRC')
+    if not folder:
+        spec = importlib.util.find_spec('clip')
+        folder = spec.submodule_search_locations[0] if spec and \
+            spec.submodule_search_locations else None
+    if not folder or not (Path(folder) / 'simple_tokenizer.py').is_file():
+        return None
+    try:
+        module = _exec('clip_simple_tokenizer', Path(folder) / 'simple_tokenizer.py')
+        return module.SimpleTokenizer()
+    except ImportError:          # ftfy or regex missing
+        return None
+    finally:
+        sys.modules.pop('clip_simple_tokenizer', None)
+
+
+def clip_random_state(layout, seed=0):
+    """Random weights for CLIP RN50's {key: shape}, rounded to float16 as OpenAI's file is
+    (pyiqa's loader casts to float16 and back): He-scaled convs, BN near identity, linear
+    layers 1/sqrt(fan_in), embeddings small, logit_scale ln(100) as the trained model."""
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in layout.items():
+        shape = torch.Size(shape)
+        if key == 'logit_scale':
+            v = torch.tensor(4.6052)
+        elif key.endswith('running_var'):
+            v = 1 + 0.1 * torch.rand(shape, generator=g)
+        elif key.endswith('num_batches_tracked'):
+            continue
+        elif len(shape) == 1 and key.endswith('weight'):          # BN / LayerNorm scales
+            v = 1 + 0.1 * torch.randn(shape, generator=g)
+        elif key in ('token_embedding.weight', 'positional_embedding') \
+                or key.endswith('attnpool.positional_embedding'):
+            v = 0.02 * torch.randn(shape, generator=g)
+        elif key == 'text_projection':
+            v = torch.randn(shape, generator=g) / shape[0] ** 0.5
+        elif len(shape) >= 2:
+            v = torch.randn(shape, generator=g) * (2.0 / shape[1:].numel()) ** 0.5
+        else:
+            v = 0.05 * torch.randn(shape, generator=g)
+        state[key] = v.half()
+    return state

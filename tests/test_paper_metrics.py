@@ -24,7 +24,8 @@ import option
 import torchvision_standin as tvs
 import utility
 from cli import REPO, assert_user_error, run_main
-from metric import _weights, fid as fid_mod, musiq as musiq_mod, niqe as niqe_mod
+from metric import _weights, clipiqa as clip_mod, fid as fid_mod, musiq as musiq_mod, \
+    niqe as niqe_mod
 from metric.psnr import psnr_per_image
 from metric.ssim import ssim_per_image
 
@@ -274,6 +275,88 @@ def test_musiq_missing_or_wrong_file_is_one_line(tmp_path, monkeypatch, musiq_fi
     torch.save(official_pyiqa.random_state(layout), tmp_path / MUSIQ_FILE)
     with pytest.raises(utility.UserError, match='head.weight of shape'):
         metric.build(_args('--metrics', 'musiq', '--metric_weights', tmp_path), 'cpu')
+
+
+# ----------------------------------------------------------------------------- CLIP-IQA
+
+@pytest.fixture(scope='module')
+def clip_fixture(tmp_path_factory):
+    """(fixture dict, a folder holding its random RN50.pt, float16 as OpenAI's)."""
+    data = torch.load(DATA / 'clipiqa_reference.pt', weights_only=True)
+    folder = tmp_path_factory.mktemp('clip')
+    torch.save(official_pyiqa.clip_random_state(data['layout'], data['seed']), folder / 'RN50.pt')
+    return data, folder
+
+
+def test_clipiqa_layout_and_prompt_tokens_are_the_published_ones(clip_fixture):
+    data, _ = clip_fixture
+    with torch.device('meta'):
+        net = clip_mod.CLIPRN50()
+    assert {k: tuple(v.shape) for k, v in net.state_dict().items()
+            if not k.endswith('num_batches_tracked')} == \
+        {k: tuple(v) for k, v in data['layout'].items()}
+    assert torch.equal(clip_mod.token_ids(), data['tokens'])
+
+
+def test_clipiqa_tokens_equal_the_real_tokenizer():
+    tok = official_pyiqa.clip_tokenizer()
+    if tok is None:
+        pytest.skip('the CLIP tokenizer is needed (CLIP_SRC=<openai-clip>/clip, ftfy, regex)')
+    for prompt, ids in zip(clip_mod.PROMPTS, clip_mod.TOKENS):
+        assert [49406] + tok.encode(prompt) + [49407] == list(ids), prompt
+
+
+def test_clipiqa_equals_pyiqa_fixture(clip_fixture):
+    data, folder = clip_fixture
+    m = metric.build(_args('--metrics', 'clipiqa', '--metric_weights', folder,
+                           '--crop_border', '0'), 'cpu')['clipiqa']
+    assert m.backbone_file == folder / 'RN50.pt'
+    for img, want in zip(data['images'], data['scores']):
+        assert m(img[None].float(), None, 4, True).item() == pytest.approx(want, abs=1e-5)
+
+
+def test_clipiqa_equals_live_pyiqa(clip_fixture):
+    module = official_pyiqa.clipiqa_module(lambda texts: clip_mod.token_ids())
+    if module is None:
+        pytest.skip('pyiqa\'s source is needed (PYIQA_SRC=<unpacked wheel>/pyiqa)')
+    data, folder = clip_fixture
+    build = module.load.__globals__['build_model']
+    module.load = lambda path, device: build(torch.load(path, weights_only=True)).float()
+    official = module.CLIPIQA(backbone=str(folder / 'RN50.pt'))
+    sr, _ = _bicubic_x4(_set5('bird'))
+    with torch.no_grad():       # the paper's script: crop 4, k / 255, [3, H, W]
+        want = official(_tensor(sr)[0, :, 4:-4, 4:-4] / 255).item()
+    got = clip_mod.CLIPIQA(1, folder)(_tensor(sr) / 255, None, 4, True).item()
+    assert got == pytest.approx(want, abs=1e-5)
+
+
+def test_clipiqa_reads_torchscript_archives_and_refuses_other_layouts(tmp_path):
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_final = torch.nn.LayerNorm(4)
+
+        def forward(self, x):
+            return self.ln_final(x)
+    torch.jit.save(torch.jit.script(Tiny()), tmp_path / 'RN50.pt')
+    state = clip_mod.read_state(tmp_path / 'RN50.pt')
+    assert set(state) == {'ln_final.weight', 'ln_final.bias'}
+    with pytest.raises(utility.UserError, match="missing keys.*OpenAI's CLIP RN50.pt"):
+        clip_mod.load_network(tmp_path / 'RN50.pt')
+    (tmp_path / 'bad').mkdir()
+    (tmp_path / 'bad' / 'RN50.pt').write_text('<html>not a file</html>')
+    with pytest.raises(utility.UserError, match='cannot be read'):
+        clip_mod.load_network(tmp_path / 'bad' / 'RN50.pt')
+
+
+def test_clipiqa_missing_file_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'home'))
+    monkeypatch.setenv('HOME', str(tmp_path / 'user'))
+    with pytest.raises(utility.UserError) as e:
+        metric.build(_args('--metrics', 'clipiqa'), 'cpu')
+    text = str(e.value)
+    assert '\n' not in text and 'RN50.pt' in text and 'openaipublic.azureedge.net' in text
+    assert str(tmp_path / 'home' / 'hub' / 'checkpoints') in text
 
 
 # ----------------------------------------------------------------------------- protocol
