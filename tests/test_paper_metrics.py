@@ -9,6 +9,8 @@ BasicSR's ``calculate_psnr`` / ``calculate_ssim``; the set-level report through 
 """
 import csv
 import json
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -22,6 +24,7 @@ import official_fid
 import official_pyiqa
 import option
 import torchvision_standin as tvs
+from paper_weights import MUSIQ_FILE, write_all_weights
 import utility
 from cli import REPO, assert_user_error, run_main
 from metric import _weights, clipiqa as clip_mod, fid as fid_mod, musiq as musiq_mod, \
@@ -218,9 +221,6 @@ def test_fid_missing_or_wrong_weights_is_one_line(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- MUSIQ
-
-MUSIQ_FILE = 'musiq_koniq_ckpt-e95806b9.pth'
-
 
 @pytest.fixture(scope='module')
 def musiq_fixture(tmp_path_factory):
@@ -476,3 +476,35 @@ def test_cli_missing_fid_weights_is_one_line(tmp_path, monkeypatch):
     assert_user_error(proc, 'pt_inception-2015-12-05-6726825d.pth',
                       str(tmp_path / 'home' / 'hub' / 'checkpoints'))
     assert not (tmp_path / 'exp' / 'x').exists()
+
+
+EIGHT = ['psnr', 'ssim', 'lpips', 'dists', 'fid', 'niqe', 'musiq', 'clipiqa']
+
+
+@pytest.mark.slow
+def test_cli_all_eight_paper_metrics_on_set5_set14_and_the_table(tmp_path, shared_dir):
+    weights = write_all_weights(tmp_path / 'weights')
+    proc = run_main(['--model', 'Bicubic', '--scale', '4', '--dir_data', shared_dir,
+                     '--data_test', 'Set5+Set14', '--test_only', '--protocol', 'ssl_paper',
+                     '--metrics', '+'.join(EIGHT), '--metric_weights', weights,
+                     '--save', 'paper', '--n_threads', '0'], exp_root=tmp_path / 'exp',
+                    timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / 'exp' / 'paper'
+    summary = json.loads((run / 'metrics.json').read_text())
+    for name, n in (('Set5', 5), ('Set14', 14)):
+        assert list(summary[name]['x4']) == EIGHT
+        assert all(np.isfinite(summary[name]['x4'][k]) for k in EIGHT)
+        line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(f'[{name} x4]  PSNR'))
+        assert all(f'{metric.label(k)}: ' in line for k in EIGHT), line
+        assert f'FID from {n} SR and {n} HR images' in proc.stdout
+    with open(run / 'metrics.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ['dataset', 'scale', 'image'] + [k for k in EIGHT if k != 'fid']
+    assert len(rows) == 19
+    table = subprocess.run([sys.executable, str(REPO / 'src' / 'table.py'), str(run)],
+                           capture_output=True, text=True, timeout=300)
+    assert table.returncode == 0, table.stderr
+    header = table.stdout.splitlines()[0]
+    assert header.count('Set5 ') == 8 and header.count('Set14 ') == 8
+    assert 'FID↓' in header and 'MUSIQ↑' in header and 'CLIPIQA↑' in header
