@@ -71,6 +71,7 @@ def run(argv=None):
     torch.manual_seed(args.seed)
     # Data, model and loss first: a mistake in them (missing folder, weights file, loss
     # settings) is reported before the run folder is created or an old one is archived.
+    data.refuse_training_on_test_sets(args)
     loader = data.Data(args, rank=rank, world_size=world_size)
     net = model_pkg.Model(args, device)
     if not args.test_only and not net.trainable_parameters():
@@ -80,7 +81,13 @@ def run(argv=None):
         # It would score randomly initialised weights (about 11 dB on Set5) as a result.
         raise utility.UserError(f'--test_only with --model {args.model} needs trained weights: '
                                 f'give --pre_train PATH (or --pre_train download)')
-    criterion = None if args.test_only else loss_pkg.Loss(args).to(device)
+    criterion = None
+    if not args.test_only:
+        criterion = loss_pkg.Loss(args, raw_outputs=net.raw_outputs).to(device)
+        # The step protocol: each term's NEEDS must be something this run's steps offer.
+        offered = ('age', 'lr') + (('sr_ema',) if args.ema_decay > 0 else ()) + net.aux_outputs
+        criterion.check_inputs(offered, hints={
+            'sr_ema': 'it is the EMA generator\'s output: give --ema_decay (e.g. 0.999)'})
     # LPIPS/DISTS networks: a missing weight file is refused here, before the run folder.
     metric_pkg.build(args, device)
     exp = Experiment(args, writer=(rank == 0))

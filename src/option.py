@@ -92,7 +92,7 @@ def build_parser():
                 description='Super-resolution training and evaluation (EDSR-PyTorch '
                             'conventions). Lists of names or scales are joined by "+".')
 
-    add = p.add_argument_group('run').add_argument
+    add = p.add_argument_group('run', 'presets, devices, randomness').add_argument
     add('--template', type=str, default='',
         help=f'named preset(s) joined by "+": {", ".join(template.TEMPLATES)} (see '
              f'src/template.py); flags given on the command line override them')
@@ -103,7 +103,7 @@ def build_parser():
     add('--precision', type=str, default='single', choices=('single', 'amp'),
         help='single: float32; amp: autocast (bfloat16 on CPU, float16 on GPU)')
 
-    add = p.add_argument_group('data').add_argument
+    add = p.add_argument_group('data', 'datasets, scales, patches (docs/data.md)').add_argument
     add('--dir_data', type=str, default=str(utility.DEFAULT_DATA_DIR),
         help='dataset root (holds DIV2K/ and benchmark/<Name>/HR); default: the bundled '
              'dataset/ folder with Set5')
@@ -123,6 +123,9 @@ def build_parser():
     add('--rgb_range', type=_positive_int, default=255, help='maximum pixel value')
     add('--n_colors', type=int, default=3, choices=(1, 3), help='number of colour channels')
     add('--no_augment', action='store_true', help='no random flips and rotations')
+
+    add = p.add_argument_group(
+        'degradation', 'how LR images are made from HR (docs/degradations.md)').add_argument
     add('--degradation', type=str, default='bicubic',
         help='how LR images are made: a file name in src/degradation/ (bicubic, realesrgan, '
              'realesrgan_ssl); other than bicubic, training synthesises LR from HR patches '
@@ -132,11 +135,8 @@ def build_parser():
              'a multiple of the per-process batch)')
     add('--degradation_usm_gt', action='store_true',
         help='train against the USM-sharpened HR (Real-ESRGAN x4plus l1/perceptual_gt_usm)')
-    add('--chop', action='store_true', help='tiled forward pass to save memory')
-    add('--chop_size', type=_positive_int, default=160000,
-        help='with --chop: largest LR tile area in pixels before splitting again')
 
-    add = p.add_argument_group('model').add_argument
+    add = p.add_argument_group('model', 'network and weights (docs/models.md)').add_argument
     add('--model', type=str, default='EDSR',
         help='model file name in src/model/ (any case), e.g. EDSR, RCAN, RRDBNet')
     add('--act', type=str, default='relu', choices=('relu',),
@@ -148,14 +148,20 @@ def build_parser():
         help='number of residual blocks (RCAN: per group; VDSR: conv layers)')
     add('--n_feats', type=_positive_int, default=64, help='number of feature maps')
     add('--res_scale', type=_finite_float, default=1.0, help='residual scaling')
+
+    add = p.add_argument_group('model: RCAN, RDN').add_argument
     add('--n_resgroups', type=_positive_int, default=10, help='RCAN: residual groups')
     add('--reduction', type=_positive_int, default=16, help='RCAN: channel-attention reduction')
     add('--G0', type=_positive_int, default=64, help='RDN: number of feature maps')
     add('--RDNkSize', type=_odd_positive_int, default=3, help='RDN: kernel size (odd)')
     add('--RDNconfig', type=str, default='B', choices=('A', 'B'),
         help='RDN: (blocks, layers, growth) A = (20, 6, 32), B = (16, 8, 64)')
+
+    add = p.add_argument_group('model: RRDBNet (ESRGAN)').add_argument
     add('--n_rrdb', type=_positive_int, default=23, help='RRDBNet: number of RRDB blocks')
     add('--rrdb_growth', type=_positive_int, default=32, help='RRDBNet: dense growth channels')
+
+    add = p.add_argument_group('model: SwinIR').add_argument
     add('--img_size', type=_positive_int, default=64,
         help='SwinIR: training LR patch size the shift masks are stored for (a multiple of '
              '--window_size; other input sizes work too); --pre_train takes it from the file')
@@ -176,13 +182,15 @@ def build_parser():
     add('--drop_path', type=_unit_float, default=0.1,
         help='SwinIR: stochastic-depth rate of the last block (training only)')
 
-    add = p.add_argument_group('training').add_argument
-    add('--reset', action='store_true',
-        help='archive the previous run of the same --save name and start afresh')
+    add = p.add_argument_group('training', 'epochs and batches (docs/training.md)').add_argument
     add('--test_every', type=_positive_int, default=1000, help='batches per epoch')
     add('--epochs', type=_positive_int, default=300, help='number of epochs')
     add('--batch_size', type=_positive_int, default=16,
         help='global batch size (split across ranks under torchrun)')
+
+    add = p.add_argument_group(
+        'evaluation', 'test-only runs and the validation after each epoch (docs/metrics.md)'
+    ).add_argument
     add('--self_ensemble', action='store_true', help='x8 self-ensemble at test time')
     add('--test_only', action='store_true', help='evaluate only')
     add('--best_on', type=str, default='',
@@ -196,6 +204,10 @@ def build_parser():
              'names (backbones, alex.pth, vgg.pth, weights.pt, niqe_pris_params.npz, '
              'pt_inception-2015-12-05-6726825d.pth, musiq_koniq_ckpt-e95806b9.pth, RN50.pt); '
              'default: torch hub\'s checkpoints folder and the installed packages')
+    add('--chop', action='store_true', help='tiled forward pass to save memory')
+    add('--chop_size', type=_positive_int, default=160000,
+        help='with --chop: largest LR tile area in pixels before splitting again')
+
 
     add = p.add_argument_group('evaluation protocol (see docs/metrics.md)').add_argument
     add('--protocol', type=str, default='edsr', choices=tuple(template.PROTOCOLS),
@@ -215,7 +227,8 @@ def build_parser():
     add('--div2k_benchmark', action='store_true',
         help='measure DIV2K test images as benchmark sets (Y channel, benchmark border)')
 
-    add = p.add_argument_group('optimisation').add_argument
+    add = p.add_argument_group(
+        'optimisation', 'optimizer, lr schedule, weight average').add_argument
     add('--lr', type=_non_negative_float, default=1e-4, help='learning rate')
     add('--decay', type=str, default='200', help='epochs at which the lr decays, e.g. 200-400')
     add('--gamma', type=_positive_float, default=0.5, help='lr decay factor')
@@ -231,12 +244,19 @@ def build_parser():
     add('--ema_decay', type=_unit_float, default=0.0,
         help='exponential moving average of the weights, used for evaluation (0 = off)')
 
-    add = p.add_argument_group('loss').add_argument
+    add = p.add_argument_group(
+        'loss', 'the loss string and what applies to every term (docs/training.md)').add_argument
     add('--loss', type=str, default='1*L1',
         help='loss terms weight*TYPE joined by "+", TYPE a file name in src/loss/, e.g. '
              '1*L1+0.1*SSL+1*SPL')
+    add('--loss_range', type=_non_negative_float, default=0.0,
+        help='the loss terms see images in [0, loss_range]: 0 = --rgb_range (EDSR-PyTorch: '
+             'L1 in pixel units); the BasicSR/KAIR recipes use 1, so their weights mean what '
+             'they mean there at any --rgb_range')
     add('--skip_threshold', type=_positive_float, default=1e8,
         help='skip a batch whose loss exceeds this many times the last epoch mean')
+
+    add = p.add_argument_group('loss: SSL', 'self-similarity loss (docs/ssl.md)').add_argument
     add('--ssl_search', type=_odd_positive_int, default=25, help='SSL search window (odd)')
     add('--ssl_window', type=_odd_positive_int, default=9, help='SSL patch window (odd)')
     add('--ssl_sigma', type=_finite_float, default=0.004, help='SSL similarity bandwidth')
@@ -246,12 +266,18 @@ def build_parser():
         help='SSL keeps masked pixels with (row - col) mod stride == 0')
     add('--ssl_kl', type=_finite_float, default=1.0, help='SSL weight of the KL part')
     add('--ssl_no_norm', action='store_true', help='SSL: do not row-normalise the graphs')
+
+    add = p.add_argument_group('loss: SPL', 'pixel-level self-paced learning').add_argument
     add('--spl_alpha', '--splalpha', dest='spl_alpha', type=_finite_float, default=1.0,
         help='SPL: sigma = alpha * age + beta')
     add('--spl_beta', '--splbeta', dest='spl_beta', type=_finite_float, default=0.0,
         help='SPL: sigma = alpha * age + beta')
     add('--spl_max', '--splval', dest='spl_max', type=_finite_float, default=2.0,
         help='SPL: largest pixel weight')
+
+    add = p.add_argument_group(
+        'loss: adversarial and perceptual',
+        'GAN, RGAN, UGAN, VGG22, VGG54, PERCEPTUAL (docs/recipes.md)').add_argument
     add('--gan_k', type=_positive_int, default=1,
         help='GAN: discriminator updates per generator step')
     add('--d_pre_train', type=str, default='',
@@ -260,15 +286,22 @@ def build_parser():
     add('--vgg_criterion', type=str, default='mse', choices=('mse', 'l1'),
         help='distance between VGG features: mse (EDSR-PyTorch) or l1 (ESRGAN/SSL recipe)')
     add('--vgg_weights', type=str, default='',
-        help='VGG19 weights (torchvision vgg19 state_dict layout) for VGG22/VGG54')
+        help='VGG19 weights (torchvision vgg19 state_dict layout) for VGG22/VGG54/PERCEPTUAL; '
+             'default: vgg19-dcbb9e9d.pth in torch hub\'s checkpoints folder '
+             '($TORCH_HOME/hub/checkpoints)')
 
-    add = p.add_argument_group('output').add_argument
+    add = p.add_argument_group('output', 'the run folder experiment/<save>/').add_argument
     add('--save', type=str, default='test', help='run name: outputs go to experiment/<save>')
     add('--load', type=str, default='', help='resume experiment/<load> from its checkpoint')
+    add('--reset', action='store_true',
+        help='archive the previous run of the same --save name and start afresh')
     add('--print_every', type=_positive_int, default=100, help='batches between log lines')
     add('--save_models', action='store_true', help='also keep model_<epoch>.pt every epoch')
     add('--save_results', action='store_true', help='write the SR images as PNG')
     add('--save_gt', action='store_true', help='with --save_results: also write LR and HR')
+
+    add = p.add_argument_group(
+        'pictures', 'figures and TensorBoard (docs/pictures.md)').add_argument
     add('--save_maps', action='store_true',
         help='after each evaluation: maps/spl_<epoch>.png, the SPL weight map of the first '
              'test image and the weight-vs-SSIM curve at the current age (needs SPL in --loss)')
@@ -348,7 +381,42 @@ def _derive(args, parser):
     if args.save_maps and 'SPL' not in [name for _, name in args.loss_terms]:
         parser.error(f'--save_maps draws the weights of the SPL term, and --loss {args.loss!r} '
                      f'has none; add one (e.g. --loss 1*L1+1*SPL) or drop --save_maps')
+    _refuse_unread_flags(args, parser)
     return args
+
+
+def _given_flags(argv):
+    """The dests of the flags written in ``argv`` (abbreviations and --flag=value included),
+    whatever their values; template defaults are not counted."""
+    probe = build_parser()
+    for action in probe._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False
+    probe.error = lambda message: None       # errors are the real parse's to report
+    try:
+        found, _ = probe.parse_known_args(argv)
+    except (SystemExit, TypeError):
+        return set()
+    return set(vars(found))
+
+
+def _refuse_unread_flags(args, parser):
+    """Refuse a flag that only some models or loss types read (their file's ``FLAGS``)
+    when the chosen --model and --loss read none of it (HOUSE rule 15)."""
+    import registry
+    given = getattr(args, '_given', set())
+    chosen_terms = [name.lower() for _, name in args.loss_terms]
+    for package, factory, chosen, what in (
+            ('loss', 'make_loss', chosen_terms, f'--loss {args.loss!r}'),
+            ('model', 'make_model', [args.model.lower()], f'--model {args.model}')):
+        for dest, owners in sorted(registry.flag_owners(package, factory).items()):
+            if dest in given and not any(o in chosen for o in owners):
+                kind = 'loss type' if package == 'loss' else 'model'
+                names = ', '.join(o.upper() if package == 'loss' else o for o in owners)
+                parser.error(f'--{dest} does nothing for {what} (only the {kind}'
+                             f'{"s" if len(owners) > 1 else ""} {names} read'
+                             f'{"" if len(owners) > 1 else "s"} it); drop the flag or use '
+                             f'{"one of them" if len(owners) > 1 else "it"}')
 
 
 def _attach_dash_values(parser, argv):
@@ -379,7 +447,7 @@ def _check_protocol(args, parser):
     if args.hr_modcrop and bad:
         parser.error(f'--hr_modcrop {args.hr_modcrop} is not a multiple of --scale {bad[0]}; '
                      f'use a common multiple of the scales, e.g. 12 for 2+3+4')
-    explicit = any(a == '--div2k_benchmark' for a in getattr(args, 'argv', None) or ())
+    explicit = 'div2k_benchmark' in getattr(args, '_given', ())
     if args.div2k_benchmark and explicit and not any(n.lower() == 'div2k'
                                                      for n in args.data_test):
         parser.error('--div2k_benchmark changes how DIV2K test images are measured, and '
@@ -415,6 +483,8 @@ def parse_args(argv=None):
     pre, _ = parser.parse_known_args(argv)
     parser.set_defaults(**template.PROTOCOLS[pre.protocol])
     args = parser.parse_args(argv)
-    args.argv = list(argv)
+    args._given = _given_flags(argv)
     args = _derive(args, parser)
+    del args._given
+    args.argv = list(argv)
     return utility.FrozenNamespace(**vars(args))

@@ -13,8 +13,9 @@ lacks a value (or it is null: a diverged model).
 
 Runs measured differently are refused, naming the difference: every entry of metrics.json
 that is not a score (the "protocol" written by the evaluation, and any other record such as
-the LR set's identity, at the top level or inside a dataset) must be equal across the runs;
-an entry that some runs have and others lack counts as a difference.
+the LR sets' identities under "_lr_sets", at the top level or inside a dataset) must be equal
+across the runs; an entry that some runs have and others lack counts as a difference.  An
+entry that names a dataset is compared among the runs that scored that dataset.
 """
 import argparse
 import csv
@@ -98,16 +99,22 @@ def read(path):
 
 
 def check_same_protocol(runs):
-    """UserError naming every record that differs between runs ([(label, records)])."""
+    """UserError naming every record that differs between runs ([(label, scores, records)]).
+
+    A record under a dataset's name (``Set5.lr_set``, ``_lr_sets.Set5.x4.seed``) is compared
+    among the runs that scored that dataset only; the others among all runs."""
+    datasets = {name for _, scores, _ in runs for name in scores}
     keys = []
-    for _, records in runs:
+    for _, _, records in runs:
         keys += [k for k in records if k not in keys]
     diffs = []
     for key in keys:
-        values = [records.get(key, _ABSENT) for _, records in runs]
+        named = [part for part in key.split('.') if part in datasets]
+        members = [r for r in runs if not named or named[0] in r[1]]
+        values = [records.get(key, _ABSENT) for _, _, records in members]
         if any(v != values[0] for v in values[1:]):
             diffs.append(f'{key} ' + ', '.join(f'{_show(v)} in {label}'
-                                               for (label, _), v in zip(runs, values)))
+                                               for (label, _, _), v in zip(members, values)))
     if diffs:
         raise utility.UserError(
             'the runs were measured differently: ' + '; '.join(diffs) + '; tabulate runs '
@@ -249,7 +256,8 @@ def run(argv=None):
         raise utility.UserError(f'--labels has {len(labels)} names for {len(paths)} runs; give '
                                 f'one per run, joined by ","')
     loaded = [read(p) for p in paths]
-    check_same_protocol([(label, records) for label, (_, records) in zip(labels, loaded)])
+    check_same_protocol([(label, scores, records)
+                         for label, (scores, records) in zip(labels, loaded)])
     scores = [s for s, _ in loaded]
     if not any(scores):
         raise utility.UserError('the runs\' metrics.json hold no scores; evaluate them first')

@@ -345,7 +345,7 @@ def test_clipiqa_reads_torchscript_archives_and_refuses_other_layouts(tmp_path):
         clip_mod.load_network(tmp_path / 'RN50.pt')
     (tmp_path / 'bad').mkdir()
     (tmp_path / 'bad' / 'RN50.pt').write_text('<html>not a file</html>')
-    with pytest.raises(utility.UserError, match='cannot be read'):
+    with pytest.raises(utility.UserError, match='not a torch file'):
         clip_mod.load_network(tmp_path / 'bad' / 'RN50.pt')
 
 

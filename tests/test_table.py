@@ -111,3 +111,17 @@ def test_table_of_real_runs(tmp_path):
     summary = json.loads((tmp_path / 'bicubic' / 'metrics.json').read_text())
     psnr = f"{summary['Set5']['x4']['psnr']:.2f}"
     assert f'| a | **{psnr}** |' in proc.stdout and f'| b | **{psnr}** |' in proc.stdout
+
+
+def test_records_of_a_dataset_are_compared_among_runs_that_scored_it(tmp_path):
+    lr5, lr14 = {'degradation': 'realesrgan', 'seed': 0}, {'degradation': 'realesrgan', 'seed': 0}
+    write_run(tmp_path, 'a', {'Set5': {'x4': {'psnr': 24.0}}}, _lr_sets={'Set5': {'x4': lr5}})
+    write_run(tmp_path, 'b', {'Set5': {'x4': {'psnr': 24.5}}, 'Set14': {'x4': {'psnr': 22.0}}},
+              _lr_sets={'Set5': {'x4': lr5}, 'Set14': {'x4': lr14}})
+    proc = table('a', 'b', root=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert '| a | 24.00 | - |' in proc.stdout and '| b | **24.50** | **22.00** |' in proc.stdout
+    write_run(tmp_path, 'c', {'Set5': {'x4': {'psnr': 24.1}}},
+              _lr_sets={'Set5': {'x4': {**lr5, 'seed': 5}}})
+    assert_user_error(table('a', 'b', 'c', root=tmp_path),
+                      '_lr_sets.Set5.x4.seed 0 in a, 0 in b, 5 in c')

@@ -26,6 +26,8 @@ BACKBONES = {
     'alexnet': ('alexnet-owt-7be5be79.pth',
                 'https://download.pytorch.org/models/alexnet-owt-7be5be79.pth'),
     'vgg16': ('vgg16-397923af.pth', 'https://download.pytorch.org/models/vgg16-397923af.pth'),
+    # The perceptual losses' network (src/loss/_vgg.py), found by the same rule.
+    'vgg19': ('vgg19-dcbb9e9d.pth', 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'),
     # pytorch-fid's port of TensorFlow's FID Inception (torchvision's Inception3 layout with
     # 1008 classes); BasicSR's FID reads the same file.
     'fid_inception': ('pt_inception-2015-12-05-6726825d.pth',
@@ -50,6 +52,7 @@ _ALSO_IN = {'musiq_koniq': lambda: [Path(torch.hub.get_dir()) / 'pyiqa'],
 # What each backbone file is, for the messages.
 _DESCRIPTIONS = {'alexnet': "torchvision's ImageNet alexnet",
                  'vgg16': "torchvision's ImageNet vgg16",
+                 'vgg19': "torchvision's ImageNet vgg19",
                  'fid_inception': "the FID Inception weights of pytorch-fid and BasicSR",
                  'musiq_koniq': "pyiqa's MUSIQ trained on KonIQ-10k, create_metric('musiq')",
                  'clip_rn50': "OpenAI's CLIP ResNet-50, which CLIP-IQA uses"}
@@ -111,12 +114,14 @@ def _first_file(candidates):
     return None
 
 
-def backbone_path(arch, weights_dir, what):
-    """The weights file of ``arch`` (a key of BACKBONES) for metric ``what``.
+def backbone_path(arch, weights_dir, what, flag='put it in the folder given with --metric_weights'):
+    """The weights file of ``arch`` (a key of BACKBONES) for ``what`` (a metric or loss name,
+    as the message names it).
 
-    Looks in ``weights_dir`` (--metric_weights, may be '') then in torch hub's cache (and
-    where pyiqa / clip cache their files); UserError naming the file, where it is published
-    and where to put it when absent.
+    Looks in ``weights_dir`` (--metric_weights, may be '') then in torch hub's cache
+    (``$TORCH_HOME/hub/checkpoints``, and where pyiqa / clip cache their files); UserError
+    naming the file, where it is published and where to put it when absent (``flag``: the
+    other way to give it, for the message).
     """
     name, url = BACKBONES[arch]
     places = ([Path(os.path.expanduser(weights_dir))] if weights_dir else []) + [hub_checkpoints()]
@@ -126,7 +131,7 @@ def backbone_path(arch, weights_dir, what):
         raise utility.UserError(
             f'{what} needs {name} ({_DESCRIPTIONS[arch]}, published at {url}); it is '
             f'not in {" or ".join(str(p) for p in places)}: download it once and put it in '
-            f'{hub_checkpoints()} (or in the folder given with --metric_weights)')
+            f'{hub_checkpoints()} (or {flag})')
     return path
 
 
