@@ -488,7 +488,7 @@ def test_cli_all_eight_paper_metrics_on_set5_set14_and_the_table(tmp_path, share
                      '--data_test', 'Set5+Set14', '--test_only', '--protocol', 'ssl_paper',
                      '--metrics', '+'.join(EIGHT), '--metric_weights', weights,
                      '--save', 'paper', '--n_threads', '0'], exp_root=tmp_path / 'exp',
-                    timeout=1800)
+                    timeout=3600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / 'exp' / 'paper'
     summary = json.loads((run / 'metrics.json').read_text())

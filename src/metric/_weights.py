@@ -42,7 +42,8 @@ BACKBONES['musiq_koniq'] = ('musiq_koniq_ckpt-e95806b9.pth',
 # OpenAI's CLIP ResNet-50 (the TorchScript archive clip.load('RN50') downloads, or its
 # state_dict saved as a plain file of the same name).
 BACKBONES['clip_rn50'] = ('RN50.pt', 'https://openaipublic.azureedge.net/clip/models/'
-                          'afeb0e10fbe5ee78bb6c1aed5ee5bbd3b3e3eb5a5ec14bbe6d42d91a4a0d2b3c/RN50.pt')
+                          'afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/'
+                          'RN50.pt')
 
 # Folders besides torch hub's checkpoints where the owning package caches a file.
 _ALSO_IN = {'musiq_koniq': lambda: [Path(torch.hub.get_dir()) / 'pyiqa'],
