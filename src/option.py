@@ -75,6 +75,13 @@ def _positive_float(text):
     return _number(float, text, lambda v: math.isfinite(v) and v > 0, 'a finite number > 0')
 
 
+def _crop_border(text):
+    """'edsr', 'scale' or a number of pixels >= 0."""
+    if text in ('edsr', 'scale'):
+        return text
+    return _number(int, text, lambda v: v >= 0, "'edsr', 'scale' or an integer >= 0")
+
+
 def _unit_float(text):
     """A number in [0, 1): Adam's betas, the EMA decay."""
     return _number(float, text, lambda v: 0 <= v < 1, 'a number in [0, 1)')
@@ -191,14 +198,34 @@ def build_parser():
              'or Set5:4:lpips (default: the first of --data_test, --scale and --metrics)')
     add('--metrics', type=str, default='psnr+ssim',
         help='evaluation metrics joined by "+", any of the files in src/metric/: psnr, ssim, '
-             'lpips, lpips_vgg, dists (any case)')
+             'lpips, lpips_vgg, dists, fid (per set), niqe, musiq, clipiqa (any case)')
     add('--metric_weights', type=str, default='',
-        help='folder searched first for the LPIPS/DISTS weight files (backbones under '
-             'torchvision\'s names, alex.pth, vgg.pth, weights.pt); default: torch hub\'s '
-             'checkpoints folder and the installed lpips / DISTS_pytorch packages')
+        help='folder searched first for the metrics\' weight files, under their published '
+             'names (backbones, alex.pth, vgg.pth, weights.pt, niqe_pris_params.npz, '
+             'pt_inception-2015-12-05-6726825d.pth, musiq_koniq_ckpt-e95806b9.pth, RN50.pt); '
+             'default: torch hub\'s checkpoints folder and the installed packages')
     add('--chop', action='store_true', help='tiled forward pass to save memory')
     add('--chop_size', type=_positive_int, default=160000,
         help='with --chop: largest LR tile area in pixels before splitting again')
+
+
+    add = p.add_argument_group('evaluation protocol (see docs/metrics.md)').add_argument
+    add('--protocol', type=str, default='edsr', choices=tuple(template.PROTOCOLS),
+        help='a set of the switches below: edsr (the defaults: EDSR-PyTorch\'s conventions) or '
+             'ssl_paper (BasicSR\'s, as the SSL paper: float Y, border = scale on every set, '
+             'HR mod-crop 12, DIV2K 801-900 measured as a benchmark); switches given on the '
+             'command line override it')
+    add('--y_channel', type=str, default='rounded', choices=('rounded', 'float'),
+        help='PSNR/SSIM luminance on benchmark sets: rounded to integers as MATLAB\'s '
+             'rgb2ycbcr on 8-bit images (EDSR) or the unrounded value (BasicSR)')
+    add('--crop_border', type=_crop_border, default='edsr',
+        help='pixels shaved from each side for every metric: edsr (scale on benchmark sets, '
+             'scale + 6 on DIV2K), scale (scale on every set), or a number')
+    add('--hr_modcrop', type=_non_negative_int, default=0,
+        help='crop each test HR image to a multiple of this before making its LR (a multiple '
+             'of every --scale, e.g. 12); 0: a multiple of the scale')
+    add('--div2k_benchmark', action='store_true',
+        help='measure DIV2K test images as benchmark sets (Y channel, benchmark border)')
 
     add = p.add_argument_group(
         'optimisation', 'optimizer, lr schedule, weight average').add_argument
@@ -341,6 +368,7 @@ def _derive(args, parser):
                          f'--data_test, SCALE in --scale and METRIC in --metrics, e.g. '
                          f'{args.data_test[0]}:{args.scale[0]}:{args.metrics[-1]}')
         args.best_key = (name, int(s), which)
+    _check_protocol(args, parser)
     import degradation
     args.degradation = args.degradation.lower()
     if args.degradation not in degradation.names():
@@ -419,6 +447,18 @@ def _attach_dash_values(parser, argv):
     return out
 
 
+def _check_protocol(args, parser):
+    bad = [s for s in args.scale if args.hr_modcrop % s]
+    if args.hr_modcrop and bad:
+        parser.error(f'--hr_modcrop {args.hr_modcrop} is not a multiple of --scale {bad[0]}; '
+                     f'use a common multiple of the scales, e.g. 12 for 2+3+4')
+    explicit = 'div2k_benchmark' in getattr(args, '_given', ())
+    if args.div2k_benchmark and explicit and not any(n.lower() == 'div2k'
+                                                     for n in args.data_test):
+        parser.error('--div2k_benchmark changes how DIV2K test images are measured, and '
+                     '--data_test has no DIV2K; add DIV2K to --data_test or drop the flag')
+
+
 def _check_ssl_fits_patch(args, parser):
     """SSL needs search // 2 + 1 pixels per side of the smallest HR training patch."""
     if args.test_only or not any(t == 'SSL' for _, t in args.loss_terms):
@@ -444,6 +484,9 @@ def parse_args(argv=None):
     pre, _ = parser.parse_known_args(argv)
     defaults = template.defaults(pre.template, parser)
     parser.set_defaults(**defaults)
+    # The protocol's switches are defaults too (the command line wins).
+    pre, _ = parser.parse_known_args(argv)
+    parser.set_defaults(**template.PROTOCOLS[pre.protocol])
     args = parser.parse_args(argv)
     args._given = _given_flags(argv)
     args = _derive(args, parser)

@@ -69,6 +69,21 @@ TEMPLATES = {
 }
 
 
+# Evaluation protocols for --protocol: values of the switches of option.py's "evaluation
+# protocol" group (and the DIV2K test range), applied as defaults like a template.
+PROTOCOLS = {
+    # EDSR-PyTorch (src/utility.py calc_psnr): rounded Y, shave scale on benchmarks and
+    # scale + 6 on DIV2K (RGB), LR made from HR cropped to a multiple of the scale.
+    'edsr': dict(y_channel='rounded', crop_border='edsr', hr_modcrop=0, div2k_benchmark=False),
+    # The SSL paper's evaluation (ChrisDud0257/SSL GAN-Based-SR/scripts/metrics/
+    # calculate_psnr_ssim.py with BasicSR's metric_util.to_y_channel: float Y, crop_border 4 at
+    # x4 for every metric; datasets/README_TEST.MD: GTmod12 HR images; DIV2K100 = 801-900
+    # evaluated like the other test sets).
+    'ssl_paper': dict(y_channel='float', crop_border='scale', hr_modcrop=12,
+                      div2k_benchmark=True, data_range='1-800/801-900'),
+}
+
+
 def defaults(names, parser):
     """Merged defaults of the templates named in ``names`` ('.' = none)."""
     merged = {}
