@@ -80,11 +80,27 @@ def model_file_defs(root, name, wanted):
     missing = set(wanted) - found
     if missing:
         raise LookupError(f'{path} has no top-level {sorted(missing)}')
-    namespace = {'torch': torch, 'nn': nn, 'F': F, 'np': np, 'math': math, 'typing': typing,
-                 'functools': __import__('functools')}
+    namespace = {'torch': torch, 'nn': _cpu_nn(), 'F': F, 'np': np, 'math': math,
+                 'typing': typing, 'functools': __import__('functools')}
     code = compile(ast.Module(body=keep, type_ignores=[]), str(path), 'exec')
     exec(code, namespace)
     return {k: namespace[k] for k in wanted}
+
+
+class _CPUParameter(nn.Parameter):
+    """nn.Parameter whose ``.cuda()`` is a no-op: the model files' gradient operators call
+    ``nn.Parameter(...).cuda()`` in their constructors."""
+
+    def cuda(self, *args, **kwargs):
+        return self
+
+
+def _cpu_nn():
+    """torch.nn with Parameter replaced by _CPUParameter (for the model files only)."""
+    proxy = types.ModuleType('nn')
+    proxy.__dict__.update(nn.__dict__)
+    proxy.Parameter = _CPUParameter
+    return proxy
 
 
 # ----------------------------------------------------------------------------- layouts

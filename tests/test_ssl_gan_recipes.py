@@ -46,7 +46,12 @@ def _levels(x):
     return (x.clamp(0, 1) * 255).round()
 
 
-@pytest.mark.parametrize('name', sorted(GENERATORS))
+# Full-size SPSR and BebyGAN networks (16-25M parameters) take tens of seconds here.
+FULL_SIZE = [pytest.param('spsr', marks=pytest.mark.slow),
+             pytest.param('bebygan', marks=pytest.mark.slow), 'ranksrgan']
+
+
+@pytest.mark.parametrize('name', FULL_SIZE)
 def test_generator_from_released_layout_equals_official_within_one_level(tmp_path, name):
     sr = _eval_sr(tmp_path, name) / 255
     ref = FIX[name]['sr']
@@ -55,6 +60,7 @@ def test_generator_from_released_layout_equals_official_within_one_level(tmp_pat
     assert (sr - ref).abs().max() < 1e-4
 
 
+@pytest.mark.slow
 def test_spsr_training_outputs_equal_the_official_three(tmp_path):
     import model
     path = official_file(tmp_path, 'spsr', 'params')
@@ -67,7 +73,7 @@ def test_spsr_training_outputs_equal_the_official_three(tmp_path):
 
 
 @pytest.mark.skipif(official.official_root() is None, reason='SSL_OFFICIAL is not set')
-@pytest.mark.parametrize('name', sorted(GENERATORS))
+@pytest.mark.parametrize('name', FULL_SIZE)
 def test_generator_equals_the_live_official_network(tmp_path, name):
     from reference.make_ssl_gan_fixtures import GENERATORS as SPEC
     arch, cls, kwargs, *_ = SPEC[name]
@@ -88,3 +94,104 @@ def test_file_of_another_layout_is_refused_with_one_line(tmp_path):
     args = make_args('--model', 'SPSR', '--scale', '4', '--pre_train', path, '--test_only')
     with pytest.raises(utility.UserError, match='does not fit SPSRNet'):
         model.Model(args)
+
+
+# ----------------------------------------------------------------------------- loss parts
+
+@pytest.mark.skipif(official.official_root() is None, reason='SSL_OFFICIAL is not set')
+def test_stored_loss_references_equal_the_live_official_code():
+    from reference.make_ssl_gan_fixtures import losses
+    live = {}
+    losses(official.official_root(), live)
+    for key in ('hr', 'sr', 'lr_small', 'flat_mask', 'grad'):
+        assert torch.equal(live[key], FIX[key]), key
+    for key, sub in (('bbl', 'buddies'), ('bbl', 'loss'), ('bp', 'down'), ('bp', 'loss'),
+                     ('ranker', 'eval_value'), ('ranker', 'eval_grad'),
+                     ('ranker', 'train_value'), ('d296', 'logits')):
+        assert torch.allclose(live[key][sub], FIX[key][sub], atol=1e-6), (key, sub)
+
+
+def test_gradient_map_equals_the_official_operator_at_any_range():
+    from gradient import GradientMap
+    assert torch.allclose(GradientMap(1.0)(FIX['sr']), FIX['grad'], atol=1e-6)
+    assert torch.allclose(GradientMap(255.0)(FIX['sr'] * 255) / 255, FIX['grad'], atol=1e-5)
+
+
+@pytest.mark.parametrize('chunk', [1024, 7])
+def test_best_buddy_loss_equals_the_official_bbl(chunk):
+    from loss.bbl import BestBuddyLoss
+    from loss.bbl import patches
+    term = BestBuddyLoss(chunk=chunk)
+    ours, theirs = term.buddies(FIX['sr'], FIX['hr']), FIX['bbl']['buddies']
+    # The same buddies, except where two candidates score the same up to float32 rounding
+    # (flat regions hold near-identical patches): there both are minimisers in float64.
+    differ = (ours != theirs).any(-1)
+    assert differ.float().mean() < 0.02
+
+    def score(buddy):
+        p_sr, p_hr = patches(FIX['sr']).double(), patches(FIX['hr']).double()
+        return ((p_sr - buddy.double()) ** 2).sum(-1) + ((p_hr - buddy.double()) ** 2).sum(-1)
+    assert torch.allclose(score(ours), score(theirs), rtol=0, atol=1e-5)
+    assert torch.allclose(term(FIX['sr'], FIX['hr']), FIX['bbl']['loss'], atol=1e-6)
+    # the buddies do not depend on the range; the loss is in the images' units
+    assert torch.allclose(term(FIX['sr'] * 255, FIX['hr'] * 255) / 255, FIX['bbl']['loss'],
+                          atol=1e-6)
+
+
+def test_bbl_gradient_reaches_sr_only_through_its_patches():
+    from loss.bbl import BestBuddyLoss
+    sr = FIX['sr'].clone().requires_grad_(True)
+    BestBuddyLoss()(sr, FIX['hr']).backward()
+    covered = torch.zeros_like(sr)
+    covered[..., :48 // 3 * 3, :48 // 3 * 3] = 1
+    assert (sr.grad.abs() > 0).float().mean() > 0.9 * covered.mean()
+
+
+def test_back_projection_equals_the_official_imresize_and_l1():
+    from imresize import imresize
+    from loss.bp import BackProjectionL1
+    assert torch.allclose(imresize(FIX['sr'], scale=0.25), FIX['bp']['down'], atol=1e-6)
+    value = BackProjectionL1()(FIX['sr'], FIX['hr'], lr=FIX['lr_small'])
+    assert torch.allclose(value, FIX['bp']['loss'], atol=1e-7)
+
+
+def test_flat_mask_equals_the_official_one_at_any_range():
+    from loss._flat_mask import flat_mask
+    mask = flat_mask(FIX['hr'])
+    assert 0.1 < float(mask.mean()) < 0.9
+    assert torch.equal(mask, FIX['flat_mask'])
+    assert (flat_mask(FIX['hr'] * 255, 255.0) != FIX['flat_mask']).float().mean() < 0.01
+
+
+def _rank_term(tmp_path, released):
+    from loss.rank import make_loss
+    entry = FIX['ranker']
+    path = tmp_path / 'ranker.pth'
+    torch.save(official.seeded_weights(entry['layout'], entry['seed']), path)
+    args = make_args('--loss', '1*RANK', '--ranker_pre_train', path, '--patch_size', '32',
+                     *(['--rank_released'] if released else []))
+    return make_loss(args)
+
+
+def _ranker_input():
+    return torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(
+        FIX['ranker']['x_seed']))
+
+
+def test_rank_term_is_the_paper_term_through_the_frozen_ranker(tmp_path):
+    term = _rank_term(tmp_path, released=False)
+    x = (_ranker_input() * 255).requires_grad_(True)
+    value = term(x, x.detach())
+    assert torch.allclose(value, FIX['ranker']['eval_value'], atol=1e-5)
+    value.backward()
+    assert torch.allclose(x.grad * 255, FIX['ranker']['eval_grad'], atol=1e-6)
+    assert all(p.grad is None for p in term.parameters())
+    assert not term.ranker.training
+
+
+def test_rank_term_released_option_has_no_gradient_as_the_released_code(tmp_path):
+    term = _rank_term(tmp_path, released=True)
+    x = (_ranker_input() * 255).requires_grad_(True)
+    value = term(x, x.detach())
+    assert torch.allclose(value, FIX['ranker']['train_value'], atol=1e-5)
+    assert not value.requires_grad
