@@ -253,8 +253,13 @@ def build_parser():
         'GAN, RGAN, UGAN, VGG22, VGG54, PERCEPTUAL (docs/recipes.md)').add_argument
     add('--gan_k', type=_positive_int, default=1,
         help='GAN: discriminator updates per generator step')
+    add('--discriminator', type=str, default='',
+        help='GAN-type terms: the discriminator, a file name in src/discriminator/ (vgg, '
+             'vgg128, vgg192, vgg256, unet, ...); empty = the term\'s own (GAN/RGAN: vgg, '
+             'UGAN: unet)')
     add('--d_pre_train', type=str, default='',
-        help='UGAN: start the U-Net discriminator from BasicSR-layout weights, e.g. '
+        help='GAN-type terms: start the discriminator from a file in its official layout '
+             '(plain state_dict or BasicSR {"params": ...}), loaded strictly, e.g. '
              'RealESRGAN_x4plus_netD.pth')
     add('--vgg_criterion', type=str, default='mse', choices=('mse', 'l1'),
         help='distance between VGG features: mse (EDSR-PyTorch) or l1 (ESRGAN/SSL recipe)')

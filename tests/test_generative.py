@@ -196,7 +196,7 @@ def test_vgg_needs_rgb(vgg_file):
 
 def _tiny_term(relativistic, seed=0, **kw):
     torch.manual_seed(seed)
-    kw.setdefault('d_feats', 4)
+    kw.setdefault('discriminator', _adversarial.VGGStyleDiscriminator(3, 4))
     return _adversarial.Adversarial(relativistic=relativistic, lr=1e-3, **kw)
 
 
