@@ -195,3 +195,97 @@ def test_rank_term_released_option_has_no_gradient_as_the_released_code(tmp_path
     value = term(x, x.detach())
     assert torch.allclose(value, FIX['ranker']['train_value'], atol=1e-5)
     assert not value.requires_grad
+
+
+# ----------------------------------------------------------------------------- recipes
+
+def test_discriminator_296_equals_the_official_network():
+    import discriminator
+    entry = FIX['d296']
+    args = make_args('--template', 'RankSRGANPI_SSL', '--ranker_pre_train', 'unused')
+    net = discriminator.make_discriminator(args, 'vgg296')
+    net.load_state_dict(official.seeded_weights(entry['layout'], entry['seed']), strict=True)
+    x = torch.rand(2, 3, 296, 296, generator=torch.Generator().manual_seed(entry['input_seed']))
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(x), entry['logits'], atol=1e-5)
+
+
+def _vgg_style_file(path, input_size, n_stages, wrap=None):
+    """A VGG-style discriminator file (BasicSR VGG-128 / the SSL repository's VGG-192 layout,
+    as src/discriminator/ builds them: tests/test_discriminator.py checks those layouts)."""
+    from discriminator._vgg_style import VGGStyleDiscriminator
+    state = VGGStyleDiscriminator(3, 64, n_stages=n_stages, input_size=input_size).state_dict()
+    torch.save({wrap: state} if wrap else state, path)
+    return path
+
+
+def _official_layout_file(path, name, wrap=None):
+    entry = FIX[name]
+    state = official.seeded_weights(entry['layout'], entry['seed'], entry.get('gain', 1.0),
+                                    entry.get('shift'))
+    torch.save({wrap: state} if wrap else state, path)
+    return path
+
+
+def _recipe_args(template, data_dir, vgg, save, *extra):
+    # One iteration at the official patch size, batch 1, a small SSL window.
+    return ['--template', template, '--data_train', 'Sample', '--data_test', 'Tiny',
+            '--dir_data', data_dir, '--batch_size', '1', '--test_every', '1', '--epochs', '1',
+            '--ssl_search', '11', '--ssl_window', '5', '--vgg_weights', vgg,
+            '--n_threads', '0', '--save', save, *extra]
+
+
+def _recipe_files(tmp_path, template):
+    """The official-layout files a recipe starts from: {flag: path}."""
+    if template == 'SPSR_SSL':
+        return {'--pre_train': _official_layout_file(tmp_path / 'spsr.pth', 'spsr', 'params'),
+                '--d_pre_train': _vgg_style_file(tmp_path / 'net_d.pth', 128, 5, 'params'),
+                '--d_grad_pre_train': _vgg_style_file(tmp_path / 'net_d_grad.pth', 128, 5,
+                                                      'params')}
+    if template == 'BebyGAN_SSL':
+        return {'--pre_train': _official_layout_file(tmp_path / 'RRDB_warmup.pth', 'bebygan'),
+                '--d_pre_train': _vgg_style_file(tmp_path / 'net_d.pth', 192, 6)}
+    return {'--pre_train': _official_layout_file(tmp_path / 'mmsr_SRResNet_pretrain.pth',
+                                                 'ranksrgan'),
+            '--ranker_pre_train': _official_layout_file(tmp_path / 'mmsr_Ranker_PI.pth',
+                                                        'ranker'),
+            '--d_pre_train': _official_layout_file(tmp_path / 'net_d.pth', 'd296')}
+
+
+RECIPE_TERMS = {
+    'SPSR_SSL': ('L1', 'GRAD_MSE', 'BRANCH_L1', 'VGG54', 'RGAN', 'GRAD_RGAN', 'SSL'),
+    'BebyGAN_SSL': ('BBL', 'BP', 'PERCEPTUAL', 'REGION_RGAN', 'SSL'),
+    'RankSRGANPI_SSL': ('L1', 'RANK', 'VGG54', 'GAN', 'SSL'),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('template', sorted(RECIPE_TERMS))
+def test_recipe_trains_an_iteration_from_official_layout_files(tmp_path, tiny_data, vgg_file,
+                                                                template):
+    from cli import run_main
+    files = _recipe_files(tmp_path, template)
+    flags = [str(x) for kv in files.items() for x in kv]
+    proc = run_main(_recipe_args(template, tiny_data, vgg_file, 'run', *flags),
+                    exp_root=tmp_path / 'exp')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (tmp_path / 'exp' / 'run' / 'log.txt').read_text()
+    for term in RECIPE_TERMS[template]:
+        assert f'{term}:' in proc.stdout + log, term
+    assert (tmp_path / 'exp' / 'run' / 'model' / 'model_latest.pt').is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('template, flag, wrong', [
+    ('SPSR_SSL', '--d_grad_pre_train', (192, 6)),
+    ('RankSRGANPI_SSL', '--d_pre_train', (128, 5)),
+])
+def test_recipe_refuses_a_discriminator_file_of_another_layout(tmp_path, tiny_data, vgg_file,
+                                                               template, flag, wrong):
+    from cli import assert_user_error, run_main
+    files = _recipe_files(tmp_path, template)
+    files[flag] = _vgg_style_file(tmp_path / 'other.pth', *wrong)
+    flags = [str(x) for kv in files.items() for x in kv]
+    proc = run_main(_recipe_args(template, tiny_data, vgg_file, 'bad', *flags),
+                    exp_root=tmp_path / 'exp')
+    assert_user_error(proc, flag, 'does not fit')

@@ -98,5 +98,7 @@ def make_loss(args):
     import model as model_pkg
     ranker = RankerVGG12(args.n_colors)
     source = f'--ranker_pre_train {path}'
-    model_pkg.load_state_dict_explained(ranker, utility.load_pt(path, source), source)
+    model_pkg.load_state_dict_explained(
+        ranker, utility.load_pt(path, source), source,
+        hint='give the PI ranker\'s file (a Ranker_VGG12_296 state_dict, e.g. mmsr_Ranker_PI.pth)')
     return RankContentLoss(ranker, rgb_range=args.rgb_range, released=args.rank_released)
