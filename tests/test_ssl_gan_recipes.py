@@ -289,3 +289,33 @@ def test_recipe_refuses_a_discriminator_file_of_another_layout(tmp_path, tiny_da
     proc = run_main(_recipe_args(template, tiny_data, vgg_file, 'bad', *flags),
                     exp_root=tmp_path / 'exp')
     assert_user_error(proc, flag, 'does not fit')
+
+
+def test_branch_term_without_a_model_that_returns_the_branch_is_refused(tmp_path, tiny_data):
+    from cli import assert_user_error, run_main
+    from conftest import TINY
+    proc = run_main([*TINY, '--scale', '2', '--loss', '1*L1+0.5*BRANCH_L1', '--data_train',
+                     'Sample', '--data_test', 'Tiny', '--dir_data', tiny_data, '--epochs', '1',
+                     '--test_every', '1', '--save', 'x'], exp_root=tmp_path)
+    assert_user_error(proc, 'BRANCH_L1', 'grad_branch')
+
+
+@pytest.mark.parametrize('flag', [['--rank_released'], ['--ranker_pre_train', 'r.pth'],
+                                  ['--d_grad_pre_train', 'd.pth'],
+                                  ['--perceptual_layers', 'conv5_4:1']])
+def test_recipe_flags_are_refused_without_their_term(flag, capsys):
+    with pytest.raises(SystemExit) as info:
+        make_args('--loss', '1*L1', *flag)
+    assert info.value.code == 2
+    assert flag[0] in capsys.readouterr().err
+
+
+def test_perceptual_layers_are_parsed_and_bad_ones_refused():
+    from loss.perceptual import parse_layers
+    assert parse_layers('conv3_4:0.125+conv4_4:0.25+conv5_4:0.5') == {
+        'conv3_4': 0.125, 'conv4_4': 0.25, 'conv5_4': 0.5}
+    assert parse_layers('') is None
+    import utility
+    for bad in ('conv9_9:1', 'conv5_4', 'conv5_4:-1', 'conv5_4:1+conv5_4:2'):
+        with pytest.raises(utility.UserError, match='--perceptual_layers'):
+            parse_layers(bad)

@@ -1,8 +1,9 @@
 """Loss type GRAD_RGAN: SPSR's second adversarial term, a relativistic-average GAN on
 gradient maps.
 
-Its own discriminator (BasicSR's VGG-128, ``vgg128`` of src/discriminator/, with its own
-Adam optimiser) judges the gradient maps (gradient.py, of the [0, 1] images) of sr and hr,
+Its own discriminator (BasicSR's VGG-128: the registry's ``vgg``, which is ``vgg128`` at
+128x128 patches, keys included, and takes other patches >= 32 through its adaptive pool;
+with its own Adam optimiser) judges the gradient maps (gradient.py, of the [0, 1] images) of sr and hr,
 as the official ``net_d_grad``; otherwise the term is RGAN (see _adversarial.py), --gan_k
 updates per generator step.  ``--d_grad_pre_train FILE`` starts that discriminator from a
 file in its layout (SPSR's released ``net_d_grad``: plain or ``{'params'}``); the image
@@ -17,7 +18,7 @@ from . import _adversarial
 
 # Flags only this loss type reads: refused by option.parse_args when no term reads them.
 FLAGS = ('gan_k', 'd_grad_pre_train')
-DISCRIMINATOR = 'vgg128'
+DISCRIMINATOR = 'vgg'
 
 
 class GradientView(GradientMap):
@@ -38,6 +39,6 @@ def make_loss(args):
         source = f'--d_grad_pre_train {path}'
         model_pkg.load_state_dict_explained(
             term.discriminator, utility.load_pt(path, source), source,
-            hint=f'it is not a {DISCRIMINATOR} discriminator (BasicSR VGGStyleDiscriminator, '
-                 f'input 128), the layout of SPSR\'s gradient discriminator')
+            hint='it is not a VGG-128 discriminator (BasicSR VGGStyleDiscriminator, input '
+                 '128), the layout of SPSR\'s gradient discriminator')
     return term

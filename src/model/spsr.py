@@ -1,8 +1,9 @@
 """SPSR: structure-preserving super-resolution with gradient guidance (Ma et al., CVPR 2020).
 
-Two branches.  The SR branch is ESRGAN's RRDB trunk (``--n_rrdb`` blocks, at least 20) with
+Two branches.  The SR branch is ESRGAN's RRDB trunk (``--n_rrdb`` blocks) with
 nearest-neighbour upsampling; the gradient branch starts from the gradient map of the LR
-image (gradient.py), takes the SR trunk's features after blocks 5, 10, 15 and 20 through
+image (gradient.py), takes the SR trunk's features after blocks 5, 10, 15 and 20 (with
+fewer than 20 blocks: after each quarter of the trunk, for small test networks) through
 four RRDBs of twice the width, upsamples, and predicts the gradient map of the SR image
 (``conv_w``).  A fusion RRDB over both branches' HR features gives the SR image.
 
@@ -26,8 +27,8 @@ from gradient import GradientMap
 SCALES = (2, 3, 4)
 # Outputs besides the SR image that loss terms may ask for (the step protocol).
 AUX_OUTPUTS = ('grad_branch', 'grad_lr')
-# The gradient branch reads the trunk after every group of this many blocks, four times.
-GROUP = 5
+# The gradient branch reads the trunk after these many blocks (official, 20 blocks or more).
+TAPS = (5, 10, 15, 20)
 
 
 def make_model(args):
@@ -93,12 +94,11 @@ class SPSRNet(nn.Module):
         super().__init__()
         if scale not in SCALES:
             raise ValueError(f'SPSRNet supports scales {SCALES}, got {scale}')
-        if n_rrdb < 4 * GROUP:
-            raise ValueError(f'SPSRNet needs at least {4 * GROUP} RRDBs (its gradient branch '
-                             f'reads the trunk after blocks 5, 10, 15, 20), got {n_rrdb}')
         nf, gc = n_feats, growth
         self.rgb_range = float(rgb_range)
         self.n_rrdb = n_rrdb
+        # Smaller trunks (test networks) are read at quarters instead (0 = before block 1).
+        self.taps = TAPS if n_rrdb >= TAPS[-1] else tuple(k * n_rrdb // 4 for k in (1, 2, 3, 4))
         # SR branch.  The first HR conv is registered under both names, as officially.
         self.HR_conv0_new = _conv(nf, nf, act=True)
         self.HR_conv1_new = _conv(nf, nf)
@@ -127,11 +127,12 @@ class SPSRNet(nn.Module):
         blocks = self.model[1].sub
         feat = self.model[0](x)
         trunk = feat
-        taps = []
+        after = {0: trunk}
         for i in range(self.n_rrdb):
             trunk = blocks[i](trunk)
-            if (i + 1) % GROUP == 0 and len(taps) < 4:
-                taps.append(trunk)
+            if i + 1 in self.taps:
+                after[i + 1] = trunk
+        taps = [after[n] for n in self.taps]
         feat = feat + blocks[self.n_rrdb](trunk)
         sr_feat = self.HR_conv1_new(self.model[2:](feat))
 
