@@ -295,6 +295,23 @@ def build_parser():
              'default: vgg19-dcbb9e9d.pth in torch hub\'s checkpoints folder '
              '($TORCH_HOME/hub/checkpoints)')
 
+    add = p.add_argument_group(
+        'loss: SPSR, BebyGAN, RankSRGAN',
+        'GRAD_MSE, BRANCH_L1, GRAD_RGAN, BBL, BP, REGION_RGAN, RANK (docs/recipes.md)').add_argument
+    add('--perceptual_layers', type=str, default='',
+        help='PERCEPTUAL: VGG19 layers and weights, e.g. conv3_4:0.125+conv4_4:0.25+conv5_4:0.5 '
+             '(BebyGAN); default conv1_2:0.1+conv2_2:0.1+conv3_4:1+conv4_4:1+conv5_4:1')
+    add('--d_grad_pre_train', type=str, default='',
+        help='GRAD_RGAN: start its gradient-map discriminator (VGG-128) from BasicSR-layout '
+             'weights, e.g. SPSR\'s net_d_grad file')
+    add('--ranker_pre_train', type=str, default='',
+        help='RANK: the ranker\'s weights (a Ranker_VGG12_296 state_dict, e.g. '
+             'mmsr_Ranker_PI.pth)')
+    add('--rank_released', action='store_true',
+        help='RANK: as the released SSL code, score under no_grad with the ranker in training '
+             'mode (the term then never trains the generator); default: the paper\'s term, '
+             'gradient through the frozen ranker')
+
     add = p.add_argument_group('output', 'the run folder experiment/<save>/').add_argument
     add('--save', type=str, default='test', help='run name: outputs go to experiment/<save>')
     add('--load', type=str, default='', help='resume experiment/<load> from its checkpoint')

@@ -66,6 +66,50 @@ TEMPLATES = {
                            ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=1,
                            ssl_kl=1.0, vgg_criterion='l1', loss_range=1,
                            loss='1*L1+1*PERCEPTUAL+0.1*UGAN+1000*SSL'),
+    # The SSL repository's three other GAN recipes (issue 30).  Official hyper-parameters;
+    # batch_size is the total: the configs give batch_size_per_gpu for 4 GPUs (G/demo.sh).
+    # --ssl_stride 1: the configs put mask_stride 3 under ssl_setting, but the models read it
+    # from train, so the released runs used every edge pixel (as RealESRGAN_SSL).
+    # GAN-Based-SR/options/train/SPSRSSL/train_SPSRSSL_bicubic_x4.yml: SPSRNet 64/23/32 from
+    # the SPSR-PSNR file (--pre_train, 'params_ema'), HR patches 128, 30 per GPU, EMA 0.999;
+    # L1 1e-2, gradient-map MSE 1e-2, gradient-branch L1 0.5, VGG19 conv5_4 (L1) 1,
+    # relativistic GAN 5e-3 on images (VGG-128) and 5e-3 on gradient maps (a second VGG-128:
+    # --d_grad_pre_train), SSL 1e3 (+ KL 1e3); Adam 1e-4 (0.9, 0.99) for the generator and
+    # both discriminators; 400k iterations halving at 50k, 100k, 200k, 300k.
+    'SPSR_SSL': dict(model='SPSR', scale='4', patch_size=128, batch_size=120, lr=1e-4,
+                     betas=(0.9, 0.99), epochs=400, decay='50-100-200-300', gamma=0.5,
+                     n_feats=64, n_rrdb=23, rrdb_growth=32, ema_decay=0.999,
+                     ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=1, ssl_kl=1.0,
+                     vgg_criterion='l1', discriminator='vgg128', loss_range=1,
+                     loss='0.01*L1+0.01*GRAD_MSE+0.5*BRANCH_L1+1*VGG54+0.005*RGAN'
+                          '+0.005*GRAD_RGAN+1000*SSL'),
+    # GAN-Based-SR/options/train/BebyGANSSL/train_BebyGANSSL_bicubic_x4.yml: RRDBNet 64/23/32
+    # from BebyGAN's RRDB_warmup.pth (old ESRGAN key names, a plain state_dict), HR patches
+    # 192, 16 per GPU, EMA 0.999; best-buddy L1 1, back-projection L1 1, VGG19 conv3_4 /
+    # conv4_4 / conv5_4 (L1) 0.125 / 0.25 / 0.5, region-aware relativistic GAN 5e-3
+    # (Discriminator_VGG_192), SSL 1e3 (+ KL 1e3); Adam 1e-4 (0.9, 0.99); 600k iterations
+    # halving at 200k, 400k.
+    'BebyGAN_SSL': dict(model='RRDBNet', scale='4', patch_size=192, batch_size=64, lr=1e-4,
+                        betas=(0.9, 0.99), epochs=600, decay='200-400', gamma=0.5,
+                        n_feats=64, n_rrdb=23, rrdb_growth=32, ema_decay=0.999,
+                        ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=1, ssl_kl=1.0,
+                        vgg_criterion='l1', perceptual_layers='conv3_4:0.125+conv4_4:0.25'
+                                                              '+conv5_4:0.5',
+                        discriminator='vgg192', loss_range=1,
+                        loss='1*BBL+1*BP+1*PERCEPTUAL+0.005*REGION_RGAN+1000*SSL'),
+    # GAN-Based-SR/options/train/RankSRGANPISSL/train_RankSRGANPISSL_bicubic_x4.yml:
+    # RankSRGAN's SRResNet (no BN) 64/16 from mmsr_SRResNet_pretrain.pth, the PI ranker
+    # mmsr_Ranker_PI.pth (--ranker_pre_train), HR patches 296, 32 per GPU, EMA 0.999; L1 1e-2,
+    # rank 3e-2 (R_bias 0; the paper's term by default, --rank_released for the released
+    # one), VGG19 conv5_4 (L1) 1, vanilla GAN 5e-3 (gan_loss_compute 'GAN',
+    # Discriminator_VGG_296), SSL 1e3 (+ KL 1e3); Adam 1e-4 (0.9, 0.99); 500k iterations
+    # halving at 50k, 100k, 200k, 300k.
+    'RankSRGANPI_SSL': dict(model='RankSRGAN', scale='4', patch_size=296, batch_size=128,
+                            lr=1e-4, betas=(0.9, 0.99), epochs=500, decay='50-100-200-300',
+                            gamma=0.5, n_feats=64, n_resblocks=16, ema_decay=0.999,
+                            ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=1,
+                            ssl_kl=1.0, vgg_criterion='l1', discriminator='vgg296', loss_range=1,
+                            loss='0.01*L1+0.03*RANK+1*VGG54+0.005*GAN+1000*SSL'),
 }
 
 

@@ -46,13 +46,17 @@ def test_every_model_at_every_scale(name, scale):
     args = option.parse_args(['--model', name, '--scale', str(scale)] + TINY)
     net = model.Model(args, 'cpu').train()
     lr = torch.rand(2, 3, 6, 7) * 255
-    sr = net(lr, 0)
+    out = net(lr, 0)
+    # in training a model with AUX_OUTPUTS returns them by name beside 'sr' (step protocol)
+    outputs = out if isinstance(out, dict) else {'sr': out}
+    assert set(outputs) == {'sr', *net.aux_outputs}
+    sr = outputs['sr']
     assert sr.shape == (2, 3, 6 * scale, 7 * scale)
-    assert torch.isfinite(sr).all()
+    assert all(torch.isfinite(v).all() for v in outputs.values())
 
     trainable = [(n, p) for n, p in net.get_model().named_parameters() if p.requires_grad]
     if trainable:  # Bicubic has nothing to train
-        (sr * torch.randn_like(sr)).mean().backward()
+        sum((v * torch.randn_like(v)).mean() for v in outputs.values()).backward()
     bad = [n for n, p in trainable if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not bad, f'{name} x{scale}: no or non-finite gradient for {bad}'
 
