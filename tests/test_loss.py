@@ -161,7 +161,11 @@ def test_every_type_builds_backpropagates_and_round_trips(type_file, request):
     torch.manual_seed(0)
     hr = _set5_crops()
     sr = (hr + 8 * torch.randn_like(hr)).requires_grad_()
-    total = criterion(sr, hr, age=1.5)
+    # Other step inputs a term declares (e.g. EPS: a diffusion step's noise and its
+    # prediction): tensors of sr's shape that depend on sr, so its gradient is checked too.
+    needs = [need for need in criterion.needs() if need != 'age']
+    extra = {need: (i + 1) * sr / 255 + torch.randn_like(sr) for i, need in enumerate(needs)}
+    total = criterion(sr, hr, age=1.5, **extra)
     assert total.dim() == 0 and torch.isfinite(total)
     total.backward()
     assert torch.isfinite(sr.grad).all()
