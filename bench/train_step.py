@@ -39,7 +39,7 @@ def build(args, root):
     device = torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
     loader = data.Data(args)
     net = model_pkg.Model(args, device)
-    criterion = loss_pkg.Loss(args).to(device)
+    criterion = loss_pkg.Loss(args, raw_outputs=net.raw_outputs).to(device)
     exp = Experiment(args, writer=False, root=root)
     trainer = Trainer(args, loader, net, criterion, exp, device)
     net.train()
