@@ -8,6 +8,7 @@ NAME`` (not bicubic) a test set reads ``<Name>/LR_<name>/X<s>/`` as written by
 ``src/degrade.py``; a missing folder is a user error naming the command that makes it.
 ``benchmark`` is True: metrics use Y and shave ``scale`` pixels.
 """
+import lr_set
 import utility
 from data import _srdata
 
@@ -23,6 +24,7 @@ class BenchmarkData(_srdata.SRData):
             raise utility.UserError(f'{folder / "HR"} holds no image files; put the HR images '
                                     f'of {name} there')
         deg = getattr(args, 'degradation', 'bicubic')
+        self.folder, self.degradation = folder, deg
         self.lr_paths = [[_srdata.lr_file(folder / f'LR_{deg}' / f'X{s}', p, s)
                           for p in self.hr_paths] for s in self.scale]
         if deg != 'bicubic' and not train:
@@ -39,3 +41,8 @@ class BenchmarkData(_srdata.SRData):
                         f'--degradation {deg} --seed 0')
         self.cache_id = f'{name}_{_srdata.short_hash(folder)}'
         self.finish_setup()
+
+    def lr_set(self, idx_scale):
+        """The LR set read at scale index ``idx_scale``: bicubic, or the manifest of the
+        degraded folder (see ``lr_set.identity``)."""
+        return lr_set.identity(self.folder, self.degradation, self.scale[idx_scale])
