@@ -6,8 +6,9 @@ the same data, interleaved (A, B, B, A, ...) so that machine noise hits both ali
     python bench/diffsr.py --unet_channels 32 64 --unet_layers 1 --scale 4 \
         --patch_size 64 --batch_size 8 --diffusion_steps 20 --iters 5
 
-Flags after the bench's own are src/main.py flags for the DiffSR run (the EDSR run drops
-the DiffSR-only ones and uses --loss 1*L1).  The sampled image is Set5 butterfly's LR
+Flags after the bench's own are src/main.py flags for the DiffSR run, whose loss is
+DiffSR_SSL's (1*EPS+0.1*L1+0.5*SSL, stride 3); the EDSR run drops the flags that only a
+model or loss type reads and uses --loss 1*L1.  The sampled image is Set5 butterfly's LR
 (64x64 at x4).  Figures: median wall-clock seconds and, in brackets, CPU seconds of all
 threads (on a shared host the wall clock also counts time our threads did not run).
 """
@@ -16,7 +17,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'src'))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -24,32 +24,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 
 import option  # noqa: E402
-from train_step import build, step  # noqa: E402
-
-DIFFSR_ONLY = ('--unet_channels', '--unet_layers', '--unet_attention', '--diffusion_steps',
-               '--diffusion_sampler', '--sample_seed')
+import registry  # noqa: E402
+from train_step import build, step, timed  # noqa: E402
 
 
 def _edsr_argv(rest):
-    """``rest`` without the DiffSR-only flags (and their values) and with EDSR's loss."""
+    """``rest`` without the flags that only some model or loss type reads (DiffSR's, SSL's:
+    the EDSR run would refuse them) and with EDSR's model and loss."""
+    owned = set(registry.flag_owners('model', 'make_model'))
+    owned |= set(registry.flag_owners('loss', 'make_loss'))
+    owned |= {'loss', 'loss_range', 'template', 'model'}
     out, skip = [], False
     for token in rest:
         if token.startswith('--'):
-            skip = token.split('=')[0] in DIFFSR_ONLY or token.split('=')[0] in (
-                '--loss', '--template', '--model')
+            skip = token[2:].split('=')[0] in owned
         if not skip:
             out.append(token)
     return out + ['--model', 'EDSR', '--loss', '1*L1']
-
-
-def timed(fn, cuda):
-    if cuda:
-        torch.cuda.synchronize()
-    t0, c0 = time.perf_counter(), time.process_time()
-    fn()
-    if cuda:
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def main():

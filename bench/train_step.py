@@ -46,17 +46,21 @@ def build(args, root):
     return trainer
 
 
-def step(trainer, lr_img, hr_img):
-    """(wall seconds, CPU seconds of the process, all threads) for one ``Trainer.step``
-    (device work included)."""
-    cuda = trainer.device.type == 'cuda'
+def timed(fn, cuda=False):
+    """(wall seconds, CPU seconds of the process, all threads) of ``fn()`` (with ``cuda``:
+    the device work it queued included)."""
     if cuda:
         torch.cuda.synchronize()
     t0, c0 = time.perf_counter(), time.process_time()
-    trainer.step(lr_img, hr_img, 0)
+    fn()
     if cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - t0, time.process_time() - c0
+
+
+def step(trainer, lr_img, hr_img):
+    """``timed`` of one ``Trainer.step``."""
+    return timed(lambda: trainer.step(lr_img, hr_img, 0), trainer.device.type == 'cuda')
 
 
 def main():

@@ -242,3 +242,23 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path, tiny_data):
     for k in a:
         assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5), k
     shutil.rmtree(exp)
+
+
+@pytest.mark.slow
+def test_bench_prints_both_jobs_beside_edsr():
+    import re
+    import subprocess
+    bench = Path(__file__).resolve().parent.parent / 'bench' / 'diffsr.py'
+    run = subprocess.run([sys.executable, str(bench), '--iters', '1', '--warmup', '0',
+                          '--unet_channels', '8', '16', '--unet_layers', '1', '--scale', '4',
+                          '--patch_size', '32', '--batch_size', '2', '--diffusion_steps', '2',
+                          '--n_resblocks', '2', '--n_feats', '16', '--ssl_search', '11',
+                          '--ssl_window', '5', '--cpu'],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    for job in ('training step', 'one sampled image'):
+        m = re.search(rf'^{job}: DiffSR ([\d.]+) s \(cpu ([\d.]+)\), EDSR ([\d.]+) s '
+                      rf'\(cpu ([\d.]+)\), ratio ([\d.]+)', run.stdout, re.M)
+        assert m, run.stdout
+        assert float(m.group(5)) == pytest.approx(float(m.group(1)) / float(m.group(3)),
+                                                  rel=0.06, abs=0.06)
