@@ -181,6 +181,18 @@ def build_parser():
         help='SwinIR: conv closing each residual group (3conv: SwinIR-L)')
     add('--drop_path', type=_unit_float, default=0.1,
         help='SwinIR: stochastic-depth rate of the last block (training only)')
+    add('--unet_channels', type=_positive_int, nargs='+', default=(64, 128, 256), metavar='C',
+        help='DiffSR: UNet features per level (each further level halves the size)')
+    add('--unet_layers', type=_positive_int, default=2, help='DiffSR: ResNet blocks per UNet level')
+    add('--unet_attention', action='store_true',
+        help='DiffSR: self-attention in the lowest UNet level')
+    add('--diffusion_steps', type=_positive_int, default=20,
+        help='DiffSR: sampling steps in evaluation (of the 1000 training steps)')
+    add('--diffusion_sampler', type=str, default='ddim', choices=('ddim', 'dpm'),
+        help='DiffSR: sampler in evaluation: DDIM (eta 0, x0 clipped to the image range) or '
+             'DPM-Solver++ (2nd order)')
+    add('--sample_seed', type=_seed, default=0,
+        help='DiffSR: seed of the starting noise in evaluation (mixed with each input image)')
 
     add = p.add_argument_group('training', 'epochs and batches (docs/training.md)').add_argument
     add('--test_every', type=_positive_int, default=1000, help='batches per epoch')

@@ -110,6 +110,22 @@ TEMPLATES = {
                             ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=1,
                             ssl_kl=1.0, vgg_criterion='l1', discriminator='vgg296', loss_range=1,
                             loss='0.01*L1+0.03*RANK+1*VGG54+0.005*GAN+1000*SSL'),
+    # The SSL paper's diffusion recipe (ChrisDud0257/SSL Diffusion-Based-SR/configs/SSL/base.yaml,
+    # the config its README trains with; loss terms in ldm/models/diffusion/ddpmssl.py), carried
+    # to a pixel-space SR3 model (--model DiffSR) since StableSR's SD-2.1 weights cannot be had:
+    # x4, eps prediction with t uniform over 1000 steps (the schedule is in model/diffsr.py),
+    # loss = 1 * eps MSE + 0.1 * L1(x0, HR) + SSL(x0, HR) with L1 and KL parts 0.5 each
+    # (base.yaml's ISSL_loss; configs/StableSRISSLStage1 has 500/500), mask stride 3, search
+    # 25, window 9, sigma 0.004, edge threshold 20; HR patches 512, lr 5e-5 constant (AdamW
+    # there, Adam here), batch 2 x 2 GPUs x 12 accumulated = 48, 800k iterations (--test_every
+    # 1000), no EMA; sampling: 200 steps as its test.py --ddpm_steps 200 (DDIM here).
+    # loss_range 1: the HR image there is in [0, 1] (see docs/diffusion.md).
+    'DiffSR_SSL': dict(model='DiffSR', scale='4', patch_size=512, batch_size=48, lr=5e-5,
+                       epochs=800, decay='800', unet_channels=(64, 128, 256, 512),
+                       unet_layers=2, diffusion_steps=200,
+                       ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_threshold=20.0,
+                       ssl_stride=3, ssl_kl=1.0, loss_range=1,
+                       loss='1*EPS+0.1*L1+0.5*SSL'),
 }
 
 
