@@ -97,8 +97,8 @@ def test_degrade_user_errors(tiny, capsys):
         for n in needles:
             assert n in err[0], (n, err[0])
 
-    check(['--dir_data', tiny, '--data_test', 'Tiny', '--degradation', 'bsrgan'],
-          "unknown --degradation 'bsrgan'", 'realesrgan_ssl')
+    check(['--dir_data', tiny, '--data_test', 'Tiny', '--degradation', 'nope'],
+          "unknown --degradation 'nope'", 'realesrgan_ssl')
     check(['--dir_data', tiny, '--data_test', 'Tiny', '--degradation', 'bicubic'],
           'needs no generated test set')
     check(['--dir_data', tiny, '--data_test', 'Tiny', '--scale', 'x4'], '--scale')
