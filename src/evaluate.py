@@ -3,7 +3,9 @@ test-only runs and validation during training share.
 
 ``evaluate`` runs every ``--data_test`` set at every ``--scale``, scores each image with
 ``score_image`` (the ``--metrics`` of the 8-bit output, see ``metric``), writes the SR images with
-``--save_results``, and reports each set's means as soon as they are known.
+``--save_results``, and reports each set's means as soon as they are known.  A set of several
+LR versions per HR (``version_groups``, see ``data/_benchmark.py``) is averaged over all its
+versions and also per group (summary key ``<set>/<group>``).
 """
 import contextlib
 
@@ -99,4 +101,14 @@ def evaluate(model, loaders, args, device, autocast=contextlib.nullcontext, exp=
             means = {key: float(np.mean([s[key] for s in scores])) for key in scores[0]}
             summary.setdefault(name, {})[f'x{scale}'] = means
             report(name, scale, means)
+            groups = getattr(dataset, 'version_groups', None)
+            if groups:
+                # multi-version sets: the means over all versions above, then per group
+                # ('<set>/<group>' in the summary; not a test set of its own for 'best')
+                measured = [r for r in rows if r['dataset'] == name and r['scale'] == scale]
+                for g in sorted(set(groups.values())):
+                    part = [s for s, r in zip(scores, measured) if groups.get(r['image']) == g]
+                    gm = {key: float(np.mean([s[key] for s in part])) for key in scores[0]}
+                    summary.setdefault(f'{name}/{g}', {})[f'x{scale}'] = gm
+                    log(format_scores(f'{name}/{g} ({len(part)} of {len(scores)})', scale, gm))
     return summary, rows

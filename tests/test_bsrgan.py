@@ -270,3 +270,24 @@ def test_official_pipeline_runs_on_the_same_input(official):
     ours, _ = degradation.make('bsrgan', 4)(torch.from_numpy(img.transpose(2, 0, 1))[None],
                                            *degradation.test_keys(0, 4, 'x'))
     assert lq.shape == tuple(ours[0].permute(1, 2, 0).shape) == (16, 16, 3)
+
+
+# ----------------------------------------------------------------------------- mix
+def test_mix_groups_and_first_order_only_versions():
+    from degradation import mix
+    groups = [mix.group(degradation.test_keys(0, 4, f'img+{k}')[0]) for k in range(3000)]
+    assert groups.count('realesrgan') / 3000 == pytest.approx(0.6, abs=0.03)
+    part = mix.Mix(4).parts['realesrgan']
+    draws = [part.draw(*degradation.test_keys(0, 4, f'i{k}'))[0] for k in range(2000)]
+    assert np.mean([d['second_order'] for d in draws]) == pytest.approx(0.2, abs=0.03)
+    for d in draws[:200]:
+        assert d['kernel1']['size'] in (3, 5, 7) and d['kernel2']['size'] in (3, 5)
+        assert 87 <= d['jpeg1'] <= 95 and 90 <= d['jpeg2'] <= 95
+        assert 0.8 <= d['resize1']['factor'] <= 1.1 and not d['usm_before']
+    hr = torch.rand(3, 3, 32, 40, generator=torch.Generator().manual_seed(1))
+    lr, params = mix.Mix(4)(hr, *degradation.train_keys(0, 1, 0, 0, range(3)))
+    assert lr.shape == (3, 3, 8, 10) and torch.equal((lr * 255).round() / 255, lr)
+    assert all(p['group'] in ('realesrgan', 'bsrgan') for p in params)
+    # the presets without second_order_prob draw as before (no 'second_order' key)
+    assert 'second_order' not in degradation.make('realesrgan', 4).draw(
+        *degradation.test_keys(0, 4, 'x'))[0]

@@ -65,13 +65,15 @@ PARAMS = {
     'downsample2': ('inverse', (1.0, 1 / 0.85)),    # size * 1 / U(lo, hi)
     'noise_range': (1, 12),
     'jpeg_range': (75, 95),
+    'blur_sf': None,                         # blur widths from the current s (2 after halving)
 }
 
 # utils_parameter_blindsr.py with generate_RealESRGAN+BSRGAN_LR.yml's BSRGAN block:
 # add_blur_kernel_range [0, 4], downsample2_resize_range [0.75, 1.0] (size * U(lo, hi)),
-# add_gaussian_noise_range [1, 10], add_jpeg_noise_range [85, 95].
+# add_gaussian_noise_range [1, 10], add_jpeg_noise_range [85, 95]; its add_blur reads the
+# scale from that block (sf: 4), so the blur widths stay those of s = 4 after the halving.
 GENERATE = dict(PARAMS, kernel_range=(0, 4), downsample2=('direct', (0.75, 1.0)),
-                noise_range=(1, 10), jpeg_range=(85, 95))
+                noise_range=(1, 10), jpeg_range=(85, 95), blur_sf=4)
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -240,7 +242,7 @@ def _draw_interp(rng):
 
 
 def _draw_blur(rng, p, sf):
-    wd = 0.2 + 0.2 * sf
+    wd = 0.2 + 0.2 * (p['blur_sf'] or sf)
     size = 2 * int(rng.integers(p['kernel_range'][0], p['kernel_range'][1] + 1)) + 3
     if rng.random() < p['aniso_prob']:
         return {'type': 'aniso', 'size': size, 'l1': float(wd * rng.random()),
