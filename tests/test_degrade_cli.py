@@ -260,3 +260,27 @@ def test_mixed_set_evaluates_every_version_and_each_group(tiny, tmp_path):
                      root, '--test_only', '--n_threads', '0', '--degradation', 'mix',
                      '--save', 'mix2'], exp_root=exp)
     assert_user_error(gone, 'lists a+1', '--degradation mix --variants 4 --seed 0')
+
+
+@pytest.mark.slow
+def test_bsrgan_training_resumes_exactly(tiny, tmp_path):
+    """--degradation bsrgan on the fly: 1 epoch + --load to 2 = 2 epochs, bit for bit."""
+    _made(tiny, 'bsrgan')
+    exp = tmp_path / 'exp'
+    extra = ('--degradation', 'bsrgan', '--loss', '1*L1')
+    full = run_main(_train(tiny, 'full', 2, *extra), exp_root=exp)
+    assert full.returncode == 0, full.stderr[-3000:]
+    part = run_main(_train(tiny, 'part', 1, *extra), exp_root=exp)
+    assert part.returncode == 0, part.stderr[-3000:]
+    resumed = run_main(_train(tiny, 'x', 2, *extra, '--load', 'part'), exp_root=exp)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = torch.load(exp / 'full' / 'model' / 'model_latest.pt', weights_only=True)
+    b = torch.load(exp / 'part' / 'model' / 'model_latest.pt', weights_only=True)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    d = torch.load(exp / 'part' / 'checkpoint.pt', weights_only=True)
+    assert d['epoch'] == 2 and d['iteration'] == 6 and d['args']['degradation'] == 'bsrgan'
+    log = (exp / 'full' / 'log.txt').read_text()
+    assert '[Tiny x4]  PSNR:' in log and 'nan' not in log.lower()
+    usm = run_main(_train(tiny, 'u', 1, *extra, '--degradation_usm_gt'), exp_root=exp)
+    assert_user_error(usm, '--degradation_usm_gt', '--degradation bsrgan')
