@@ -32,9 +32,9 @@ from experiment import Experiment  # noqa: E402
 from trainer import Trainer  # noqa: E402
 
 
-def build(argv, root):
-    """A Trainer for ``argv`` whose experiment writes nothing (its folder is never made)."""
-    args = option.parse_args(argv)
+def build(args, root):
+    """A Trainer for the parsed ``args`` whose experiment writes nothing (its folder is
+    never made)."""
     torch.manual_seed(args.seed)
     device = torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
     loader = data.Data(args)
@@ -68,11 +68,14 @@ def main():
     ours, rest = p.parse_known_args()
     common = ['--data_train', 'Sample', '--n_threads', '0', '--test_every',
               str(ours.iters + ours.warmup)]
-    configs = [common + rest]
+    first = option.parse_args(common + rest + ['--save', 'bench0'])
+    configs = [first]
     if ours.compare:
-        configs.append(common + rest + ['--loss', ours.compare])
+        # The same run but for its loss (flags only the first loss reads stay, unused).
+        configs.append(first.replace(loss=ours.compare, save='bench1',
+                                     loss_terms=loss_pkg.parse_loss_string(ours.compare)))
     root = tempfile.mkdtemp(prefix='bench_train_step_')
-    trainers = [build(c + ['--save', f'bench{k}'], root) for k, c in enumerate(configs)]
+    trainers = [build(c, root) for c in configs]
     args, device = trainers[0].args, trainers[0].device
     data_iter = iter(trainers[0].loader_train)
     batches = []

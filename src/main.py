@@ -80,7 +80,13 @@ def run(argv=None):
         # It would score randomly initialised weights (about 11 dB on Set5) as a result.
         raise utility.UserError(f'--test_only with --model {args.model} needs trained weights: '
                                 f'give --pre_train PATH (or --pre_train download)')
-    criterion = None if args.test_only else loss_pkg.Loss(args).to(device)
+    criterion = None
+    if not args.test_only:
+        criterion = loss_pkg.Loss(args, raw_outputs=net.raw_outputs).to(device)
+        # The step protocol: each term's NEEDS must be something this run's steps offer.
+        offered = ('age', 'lr') + (('sr_ema',) if args.ema_decay > 0 else ()) + net.aux_outputs
+        criterion.check_inputs(offered, hints={
+            'sr_ema': 'it is the EMA generator\'s output: give --ema_decay (e.g. 0.999)'})
     # LPIPS/DISTS networks: a missing weight file is refused here, before the run folder.
     metric_pkg.build(args, device)
     exp = Experiment(args, writer=(rank == 0))

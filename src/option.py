@@ -209,6 +209,10 @@ def build_parser():
     add('--loss', type=str, default='1*L1',
         help='loss terms weight*TYPE joined by "+", TYPE a file name in src/loss/, e.g. '
              '1*L1+0.1*SSL+1*SPL')
+    add('--loss_range', type=_non_negative_float, default=0.0,
+        help='the loss terms see images in [0, loss_range]: 0 = --rgb_range (EDSR-PyTorch: '
+             'L1 in pixel units); the BasicSR/KAIR recipes use 1, so their weights mean what '
+             'they mean there at any --rgb_range')
     add('--skip_threshold', type=_positive_float, default=1e8,
         help='skip a batch whose loss exceeds this many times the last epoch mean')
     add('--ssl_search', type=_odd_positive_int, default=25, help='SSL search window (odd)')
@@ -321,7 +325,42 @@ def _derive(args, parser):
     if args.save_maps and 'SPL' not in [name for _, name in args.loss_terms]:
         parser.error(f'--save_maps draws the weights of the SPL term, and --loss {args.loss!r} '
                      f'has none; add one (e.g. --loss 1*L1+1*SPL) or drop --save_maps')
+    _refuse_unread_flags(args, parser)
     return args
+
+
+def _given_flags(argv):
+    """The dests of the flags written in ``argv`` (abbreviations and --flag=value included),
+    whatever their values; template defaults are not counted."""
+    probe = build_parser()
+    for action in probe._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False
+    probe.error = lambda message: None       # errors are the real parse's to report
+    try:
+        found, _ = probe.parse_known_args(argv)
+    except (SystemExit, TypeError):
+        return set()
+    return set(vars(found))
+
+
+def _refuse_unread_flags(args, parser):
+    """Refuse a flag that only some models or loss types read (their file's ``FLAGS``)
+    when the chosen --model and --loss read none of it (HOUSE rule 15)."""
+    import registry
+    given = getattr(args, '_given', set())
+    chosen_terms = [name.lower() for _, name in args.loss_terms]
+    for package, factory, chosen, what in (
+            ('loss', 'make_loss', chosen_terms, f'--loss {args.loss!r}'),
+            ('model', 'make_model', [args.model.lower()], f'--model {args.model}')):
+        for dest, owners in sorted(registry.flag_owners(package, factory).items()):
+            if dest in given and not any(o in chosen for o in owners):
+                kind = 'loss type' if package == 'loss' else 'model'
+                names = ', '.join(o.upper() if package == 'loss' else o for o in owners)
+                parser.error(f'--{dest} does nothing for {what} (only the {kind}'
+                             f'{"s" if len(owners) > 1 else ""} {names} read'
+                             f'{"" if len(owners) > 1 else "s"} it); drop the flag or use '
+                             f'{"one of them" if len(owners) > 1 else "it"}')
 
 
 def _attach_dash_values(parser, argv):
@@ -373,6 +412,8 @@ def parse_args(argv=None):
     defaults = template.defaults(pre.template, parser)
     parser.set_defaults(**defaults)
     args = parser.parse_args(argv)
+    args._given = _given_flags(argv)
     args = _derive(args, parser)
+    del args._given
     args.argv = list(argv)
     return utility.FrozenNamespace(**vars(args))

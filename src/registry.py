@@ -8,6 +8,7 @@ text instead of importing them, so a mistyped name is refused before any heavy m
 compiled op, a network's weights) is touched, and a file that fails to import does not hide
 the others.
 """
+import ast
 import functools
 import re
 from importlib import import_module
@@ -52,3 +53,33 @@ def load(package, name, factory, flag):
         raise utility.UserError(f'unknown {flag} {name!r}; available (any case): '
                                 f'{", ".join(available) or "none"}')
     return import_module(f'{package}.{key}')
+
+
+@functools.lru_cache(maxsize=None)
+def declared(package, name, trait):
+    """The literal value of the module-level assignment ``trait = ...`` in
+    ``src/<package>/<name>.py``, read from the file's text without importing it; None when
+    the file or the assignment is absent or not a literal (e.g. ``FLAGS = ('d_pre_train',)``)."""
+    path = SRC / package / f'{str(name).lower()}.py'
+    try:
+        tree = ast.parse(path.read_text(encoding='utf-8'))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == trait
+                                                 for t in node.targets):
+            try:
+                return ast.literal_eval(node.value)
+            except ValueError:
+                return None
+    return None
+
+
+def flag_owners(package, factory, trait='FLAGS'):
+    """{flag dest: [entry names]} over the entries of ``src/<package>/`` that declare
+    ``trait`` (a tuple of argparse dests read only by that entry)."""
+    owners = {}
+    for entry in names(package, factory):
+        for dest in declared(package, entry, trait) or ():
+            owners.setdefault(dest, []).append(entry)
+    return owners

@@ -21,7 +21,9 @@ TEMPLATES = {
     'SRResNet': dict(model='SRResNet', n_resblocks=16, n_feats=64, patch_size=96),
     # EDSR-PyTorch's GAN fine-tuning preset.
     'GAN': dict(epochs=200, lr=5e-5, decay='150', loss='5*VGG54+0.15*GAN'),
-    # The SSL paper's generative recipe: ESRGAN generator fine-tuned from a PSNR model
+    # Recipes copied from BasicSR/KAIR configurations set loss_range=1: their terms are computed
+# on images in [0, 1], as there, so the official weights keep their meaning (HOUSE rule 13).
+# The SSL paper's generative recipe: ESRGAN generator fine-tuned from a PSNR model
     # with L1, VGG54 (L1 distance, as BasicSR's perceptual loss), relativistic GAN and SSL
     # (its L1 and KL parts each weighted 1e3).  Schedule: 400k iterations halving the lr at
     # 50k, 100k, 200k and 300k (with --test_every 1000 iterations per epoch).
@@ -30,7 +32,7 @@ TEMPLATES = {
                        n_feats=64, n_rrdb=23, rrdb_growth=32,
                        ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=3,
                        ssl_kl=1.0, vgg_criterion='l1', loss='0.01*L1+1*VGG54+0.005*RGAN+1000*SSL',
-                       ema_decay=0.999),
+                       loss_range=1, ema_decay=0.999),
     # SwinIR (Liang et al. 2021) as the official main_test_swinir.py builds it; the scale
     # comes from --scale, --img_size (the files' training LR patch, 64 by default) from
     # --pre_train.  SwinIR-M, classical SR:
@@ -62,7 +64,7 @@ TEMPLATES = {
                            n_feats=64, n_rrdb=23, rrdb_growth=32,
                            degradation='realesrgan_ssl', degradation_pool=180,
                            ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=1,
-                           ssl_kl=1.0, vgg_criterion='l1',
+                           ssl_kl=1.0, vgg_criterion='l1', loss_range=1,
                            loss='1*L1+1*PERCEPTUAL+0.1*UGAN+1000*SSL'),
 }
 

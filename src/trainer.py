@@ -260,15 +260,29 @@ class Trainer:
         [0, rgb_range], on the training device): forward (autocast with --precision amp),
         loss at the current SPL age, skip check, backward, gradient clipping, optimiser step,
         EMA update.  Returns the total loss tensor, or None when the batch was skipped (the
-        skip is logged and left out of the epoch means)."""
+        skip is logged and left out of the epoch means).
+
+        The step protocol (HOUSE rule 14): the network gets the inputs its module declares
+        (``TRAIN_INPUTS``, e.g. the HR image of a diffusion step) and may return auxiliary
+        outputs; the loss gets, besides (sr, hr), the inputs its terms declare
+        (``Loss.needs()``): the age, the LR batch, the EMA generator's output, the model's
+        auxiliary outputs.  Nothing here depends on which model or term it is."""
         args = self.args
         net = self.ddp if self.ddp is not None else self.model
         self.iteration += 1
         self.optimizer.zero_grad(set_to_none=True)
+        given = {'hr': hr_img, 'lr': lr_img}
         with self._autocast():
-            sr = net(lr_img, idx_scale)
+            out = net(lr_img, idx_scale, **{k: given[k] for k in self.model.train_inputs})
+        outputs = dict(out) if isinstance(out, dict) else {'sr': out}
+        sr = outputs.pop('sr')
+        inputs = {'age': self.age(), 'lr': lr_img}
+        inputs.update((k, v.float() if torch.is_tensor(v) and v.is_floating_point() else v)
+                      for k, v in outputs.items())
+        if 'sr_ema' in self.loss.needs():
+            inputs['sr_ema'] = self._ema_output(lr_img, idx_scale)
         # Losses run in float32 (the SSL op always does).
-        total = self.loss(sr.float(), hr_img, age=self.age())
+        total = self.loss(sr.float(), hr_img, **inputs)
         if self._skip_batch(total):
             self.loss.discard_last()
             return None
@@ -287,6 +301,16 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model.get_model())
         return total
+
+    @torch.no_grad()
+    def _ema_output(self, lr_img, idx_scale):
+        """The EMA generator's SR of the batch (float32, no gradient), for terms that compare
+        with it (LDL).  The averaged network stays in eval mode, as BasicSR's net_g_ema: no
+        dropout or drop-path draws, so the run's random stream is the same as without it."""
+        with self.model.weights_of(self.ema.shadow), self._autocast():
+            out = self.model(lr_img, idx_scale)
+        out = out['sr'] if isinstance(out, dict) else out
+        return out.float()
 
     def train(self):
         """One epoch of ``--test_every`` steps, then the lr schedule and the loss plots."""

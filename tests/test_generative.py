@@ -20,8 +20,13 @@ from vgg_weights import random_vgg19_state
 TINY_RRDB = ['--model', 'RRDBNet', '--n_rrdb', '1', '--n_feats', '8', '--rrdb_growth', '4']
 
 
+# Terms that read --vgg_weights / --gan_k: the flags are refused when --loss has none of them.
+_READERS = '1*VGG22+1*VGG54+1*PERCEPTUAL+1*GAN+1*RGAN'
+
+
 def _args(*flags):
-    return option.parse_args(list(flags))
+    flags = list(flags)
+    return option.parse_args(flags if '--loss' in flags else ['--loss', _READERS] + flags)
 
 
 def _images(b=2, c=3, size=32, seed=0):

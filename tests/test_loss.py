@@ -203,7 +203,7 @@ def test_total_is_the_weighted_sum_of_the_terms():
 def test_a_term_that_needs_the_age_refuses_to_run_without_it():
     criterion = loss.Loss(_args('--loss', '1*L1+1*SPL'))
     hr = _set5_crops(1)
-    with pytest.raises(ValueError, match='SPL needs the training age'):
+    with pytest.raises(ValueError, match="SPL needs the step input 'age'"):
         criterion(hr + 1, hr)
 
 

@@ -268,7 +268,7 @@ def test_fused_loss_is_the_same_for_any_thread_count():
 
 
 def test_make_loss_maps_the_flags():
-    args = option.parse_args(['--ssl_search', '11', '--ssl_window', '5', '--ssl_sigma', '0.01',
+    args = option.parse_args(['--loss', '1*SSL', '--ssl_search', '11', '--ssl_window', '5', '--ssl_sigma', '0.01',
                               '--ssl_threshold', '30', '--ssl_stride', '3', '--ssl_kl', '0.5',
                               '--ssl_no_norm', '--rgb_range', '1'])
     criterion = make_loss(args)

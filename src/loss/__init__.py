@@ -12,9 +12,30 @@ Registry
     Type T is the file ``src/loss/<t>.py`` (lower-case name) that defines ``make_loss(args)
     -> nn.Module``; files starting with '_' are helpers.  Nothing is imported to check a
     name: the files are listed and read, so a bad string is refused before any heavy module
-    (a compiled op, VGG weights) is touched.  A term's ``forward(sr, hr)`` returns a scalar
-    tensor; a term whose class sets ``NEEDS_AGE = True`` is called ``forward(sr, hr, age)``; one
-    with ``OWN_OPTIMIZER = True`` (a GAN term) has ``set_lr(lr)``, called through ``Loss.set_lr``.
+    (a compiled op, VGG weights) is touched.  A term's class may declare traits:
+
+    * ``NEEDS`` [()]: names of the step inputs it takes besides (sr, hr), passed as keyword
+      arguments: ``forward(sr, hr, age=..., lr=...)``.  The inputs a step offers (see
+      ``STEP_INPUTS``): ``age`` (training progress in epochs, for SPL), ``lr`` (the LR batch),
+      ``sr_ema`` (the EMA generator's output of the same batch, no gradient; needs
+      --ema_decay), and every auxiliary output the model declares (``AUX_OUTPUTS`` in its
+      file, e.g. SPSR's gradient branch, a diffusion step's noise).  The trainer hands over
+      only what some term declares (``Loss.needs()``), so nothing is computed for nothing.
+    * ``OWN_OPTIMIZER`` [False]: a term with an optimiser of its own (a GAN term) has
+      ``set_lr(lr)``, called through ``Loss.set_lr``.
+    * ``FLAGS`` [()], at module level: the command-line flags only this kind of term reads;
+      ``option.parse_args`` refuses such a flag when no term of --loss reads it.
+
+Units (``--loss_range``)
+    Terms see images in [0, loss_range]: EDSR-PyTorch's convention (the default,
+    loss_range = rgb_range) gives L1 in 8-bit pixel units; BasicSR, KAIR and the official
+    SSL code compute every term on images in [0, 1], so their recipes set
+    ``loss_range=1`` and their weights mean what they mean there at any --rgb_range.  The
+    composite rescales sr, hr and every image input once (``x * loss_range / rgb_range``)
+    and builds its terms as if --rgb_range were loss_range; a model names its outputs that
+    are not images in its ``RAW_OUTPUTS`` (e.g. predicted noise), which are passed as they
+    are.  Terms that normalise by the range themselves (VGG, GAN, SSL) give the same values
+    either way; pixel terms (L1, MSE, SPL) are divided by rgb_range (MSE by its square).
 
 Composite ``Loss(args)`` -- what the trainer uses::
 
@@ -22,7 +43,8 @@ Composite ``Loss(args)`` -- what the trainer uses::
     loss.load_state_dict(ckpt['loss']); loss.load_log_state(ckpt['loss_log'])   # on resume
     loss.start_epoch()                     # zero the running sums
     for each batch:
-        total = loss(sr, hr, age)          # scalar: sum of weight * term; age in epochs
+        total = loss(sr, hr, age=age, lr=lr, ...)   # scalar: sum of weight * term; the
+                                           # keyword inputs are those of loss.needs()
         if the batch is skipped: loss.discard_last()       # keep it out of the means
         bar.set_postfix_str(loss.display(loss.last()))     # this batch
         every --print_every batches: log(loss.display())   # epoch means so far
@@ -116,21 +138,47 @@ def parse_loss_string(text, types=None):
     return terms
 
 
+# The inputs a training step can offer a term besides (sr, hr), before the model's own
+# auxiliary outputs (see the module docstring).
+STEP_INPUTS = ('age', 'lr', 'sr_ema')
+# Step inputs that are not images (passed without rescaling to --loss_range).
+_NOT_IMAGES = ('age',)
+
+
+def term_needs(term):
+    """The step inputs a term module takes besides (sr, hr): its ``NEEDS`` trait."""
+    return tuple(getattr(term, 'NEEDS', ()))
+
+
+def loss_range(args):
+    """The range of the images the loss terms see: --loss_range, or --rgb_range when unset."""
+    value = getattr(args, 'loss_range', 0) or 0
+    return float(value) if value > 0 else float(args.rgb_range)
+
+
 class Loss(nn.Module):
     """Weighted sum of the loss terms of ``args.loss``, with per-term logs (module docstring).
 
     args: parsed options (``args.loss`` and whatever each term's make_loss reads).
+    raw_outputs: names of model outputs that are not images (the model's ``RAW_OUTPUTS``),
+    handed to terms without rescaling to --loss_range.
     Attributes: ``terms`` (nn.ModuleDict TYPE -> term module, in --loss order),
-    ``weights`` (dict TYPE -> float), ``history`` (dict TYPE/'Total' -> list of epoch means).
+    ``weights`` (dict TYPE -> float), ``history`` (dict TYPE/'Total' -> list of epoch means),
+    ``factor`` (loss_range / rgb_range: what images are multiplied by before the terms).
     """
 
-    def __init__(self, args):
+    def __init__(self, args, raw_outputs=()):
         super().__init__()
         terms = args.loss_terms     # parsed once, by option.parse_args
         self.weights = {name: float(weight) for weight, name in terms}
+        self.range = loss_range(args)
+        self.factor = self.range / float(args.rgb_range)
+        self.raw = frozenset(_NOT_IMAGES) | frozenset(raw_outputs)
+        # Terms are built as if the data were in [0, loss_range]: that is what they see.
+        term_args = args if self.factor == 1 else args.replace(rgb_range=self.range)
         self.terms = nn.ModuleDict()
         for _, name in terms:
-            module = import_module('.' + name.lower(), __name__).make_loss(args)
+            module = import_module('.' + name.lower(), __name__).make_loss(term_args)
             if not isinstance(module, nn.Module):
                 raise TypeError(f'loss.{name.lower()}.make_loss returned '
                                 f'{type(module).__name__}, not an nn.Module')
@@ -150,24 +198,58 @@ class Loss(nn.Module):
         """The terms as one line, e.g. '1 * L1 + 0.1 * SSL'."""
         return ' + '.join(f'{self.weights[name]:g} * {name}' for name in self.terms)
 
-    def forward(self, sr, hr, age=None):
+    def needs(self):
+        """The step inputs some term takes besides (sr, hr), in first-asked order."""
+        seen = []
+        for term in self.terms.values():
+            seen.extend(n for n in term_needs(term) if n not in seen)
+        return tuple(seen)
+
+    def check_inputs(self, offered, hints=None):
+        """UserError (one line) when a term needs an input that the run cannot offer.
+
+        offered: the names a step of this run provides (``STEP_INPUTS`` that apply, and the
+        model's ``AUX_OUTPUTS``); hints: {input name: what to do to get it}.
+        """
+        hints = hints or {}
+        for name, term in self.terms.items():
+            for need in term_needs(term):
+                if need not in offered:
+                    fix = hints.get(need, f'use a model that returns {need!r}, or drop {name}')
+                    raise utility.UserError(f'loss term {name} needs {need!r}, which this run '
+                                            f'does not provide; {fix}')
+
+    def _scaled(self, x):
+        return x if self.factor == 1 else x * self.factor
+
+    def forward(self, sr, hr, age=None, **inputs):
         """Total loss (scalar tensor) for sr, hr [B, C, H, W] in [0, rgb_range].
 
-        age: training progress in epochs (iterations done, counting the current one, over
-        iterations per epoch); required when a term has NEEDS_AGE, ignored otherwise.
-        Records each weighted term and the total for ``last()`` and the epoch means (until
-        ``discard_last()`` takes the batch out again).
+        inputs: the step inputs the terms declare (``needs()``): ``age`` (training progress
+        in epochs: iterations done, counting the current one, over iterations per epoch),
+        ``lr``, ``sr_ema``, the model's auxiliary outputs; extra ones are ignored.  Images
+        are rescaled to [0, loss_range] once here.  Records each weighted term and the total
+        for ``last()`` and the epoch means (until ``discard_last()`` takes the batch out).
         """
+        if age is not None:
+            inputs['age'] = age
+        sr, hr = self._scaled(sr), self._scaled(hr)
+        cache = {}
+
+        def take(name, need):
+            if need not in inputs or inputs[need] is None:
+                raise ValueError(f'loss term {name} needs the step input {need!r}: call '
+                                 f'loss(sr, hr, {need}=...)')
+            if need not in cache:
+                value = inputs[need]
+                cache[need] = value if need in self.raw else self._scaled(value)
+            return cache[need]
+
         values = {}
         total = None
         for name, term in self.terms.items():
-            if getattr(term, 'NEEDS_AGE', False):
-                if age is None:
-                    raise ValueError(f'loss term {name} needs the training age: call '
-                                     f'loss(sr, hr, age) with age in epochs')
-                value = term(sr, hr, age)
-            else:
-                value = term(sr, hr)
+            extra = {need: take(name, need) for need in term_needs(term)}
+            value = term(sr, hr, **extra)
             weighted = self.weights[name] * value
             total = weighted if total is None else total + weighted
             values[name] = weighted.detach()

@@ -5,6 +5,9 @@ own VGG-style discriminator (see _adversarial.py), --gan_k updates per generator
 """
 from . import _adversarial
 
+# Flags only this loss type reads: refused by option.parse_args when no term reads them.
+FLAGS = ('gan_k',)
+
 
 def make_loss(args):
     return _adversarial.make_adversarial(args, relativistic=False)

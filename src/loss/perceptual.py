@@ -16,6 +16,9 @@ import utility
 
 from . import _vgg
 
+# Flags only this loss type reads: refused by option.parse_args when no term reads them.
+FLAGS = ('vgg_criterion', 'vgg_weights')
+
 # torchvision vgg19 ``features`` index of each conv (the features are its output, pre-ReLU)
 LAYERS = {'conv1_2': 2, 'conv2_2': 7, 'conv3_4': 16, 'conv4_4': 25, 'conv5_4': 34}
 LAYER_WEIGHTS = {'conv1_2': 0.1, 'conv2_2': 0.1, 'conv3_4': 1.0, 'conv4_4': 1.0, 'conv5_4': 1.0}

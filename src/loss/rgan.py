@@ -7,6 +7,9 @@ per generator step.
 """
 from . import _adversarial
 
+# Flags only this loss type reads: refused by option.parse_args when no term reads them.
+FLAGS = ('gan_k',)
+
 
 def make_loss(args):
     return _adversarial.make_adversarial(args, relativistic=True)

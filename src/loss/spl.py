@@ -20,6 +20,9 @@ import torch.nn as nn
 import ssim as ssim_maps
 import utility
 
+# Flags only this loss type reads: refused by option.parse_args when no term reads them.
+FLAGS = ('spl_alpha', 'spl_beta', 'spl_max')
+
 
 class SPL(nn.Module):
     """Self-paced SSIM-weighted L1 loss.
@@ -29,7 +32,7 @@ class SPL(nn.Module):
     rgb_range: largest pixel value L of sr and hr (255 for 8-bit data, 1 for [0, 1]).
     """
 
-    NEEDS_AGE = True
+    NEEDS = ('age',)
 
     def __init__(self, alpha=1.0, beta=0.0, max_val=2.0, rgb_range=255):
         super().__init__()

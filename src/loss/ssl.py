@@ -18,6 +18,9 @@ import torch.nn as nn
 import utility
 from loss.ssl_cuda import can_fuse, graph_loss, patch_distances, ssl_loss_fused
 
+# Flags only this loss type reads: refused by option.parse_args when no term reads them.
+FLAGS = ('ssl_search', 'ssl_window', 'ssl_sigma', 'ssl_threshold', 'ssl_stride', 'ssl_kl', 'ssl_no_norm')
+
 # PIL's convert('L') weights (ITU-R 601-2 luma in 16-bit fixed point).
 _LUMA = (19595, 38470, 7471)
 

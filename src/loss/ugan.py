@@ -9,6 +9,9 @@ Real-ESRGAN's ``RealESRGAN_x4plus_netD.pth`` (read from 'params'), loaded strict
 """
 from . import _adversarial
 
+# Flags only this loss type reads: refused by option.parse_args when no term reads them.
+FLAGS = ('gan_k', 'd_pre_train')
+
 
 def make_loss(args):
     return _adversarial.make_adversarial(args, relativistic=False, unet=True)

@@ -7,6 +7,9 @@ pre-activation features.  Weights: a torchvision vgg19 state_dict file given wit
 """
 from . import _vgg
 
+# Flags only this loss type reads: refused by option.parse_args when no term reads them.
+FLAGS = ('vgg_criterion', 'vgg_weights')
+
 
 def make_loss(args):
     return _vgg.make_vgg_loss(args, '54')

@@ -16,6 +16,15 @@
   to m: a side that is a multiple of m still gets m), and the output cropped to
   ``scale * h x scale * w`` (SwinIR's official test script, m = its window);
 
+* ``AUX_OUTPUTS`` [()]: names of the auxiliary outputs the network returns in training
+  besides the SR image: its forward then returns a dict ``{'sr': image, name: tensor, ...}``
+  (in evaluation the wrapper keeps ``'sr'`` only), and loss terms that declare a name in
+  their ``NEEDS`` receive that output (the step protocol: see ``loss/__init__.py``);
+* ``RAW_OUTPUTS`` [()]: those of the auxiliary outputs that are not images in
+  [0, rgb_range] (e.g. a diffusion step's noise), which the loss passes on unscaled;
+* ``TRAIN_INPUTS`` [()]: step inputs the network takes in training besides the LR image,
+  as keyword arguments (``'hr'``: e.g. a diffusion model noises the HR image);
+
 and the network may define ``adapt_to_state_dict(state_dict, source)``, called before a
 strict load to rebuild what depends on the file's shapes (SwinIR's img_size); a
 ``load_note`` it sets is written to the run log.
@@ -66,6 +75,12 @@ def model_traits(module):
     """(scales or None, multi_scale, input_large) declared by a model module."""
     return (getattr(module, 'SCALES', DEFAULT_SCALES), bool(getattr(module, 'MULTI_SCALE', False)),
             bool(getattr(module, 'INPUT_LARGE', False)))
+
+
+def step_traits(module):
+    """(aux_outputs, raw_outputs, train_inputs) declared by a model module (tuples)."""
+    return tuple(getattr(module, 'AUX_OUTPUTS', ())), tuple(getattr(module, 'RAW_OUTPUTS', ())), \
+        tuple(getattr(module, 'TRAIN_INPUTS', ()))
 
 
 def check_scales(name, module, scales):
@@ -294,11 +309,21 @@ def _add_wrapper_prefix(module, state_dict, prefix, local_metadata, strict, miss
         state_dict[inner + key[len(prefix):]] = state_dict.pop(key)
 
 
+def _main_output(run, lr):
+    """The SR image of ``run(lr)``: a network with auxiliary outputs may return its dict in
+    evaluation too (tiles and ensemble views then combine images only)."""
+    out = run(lr)
+    return out['sr'] if isinstance(out, Mapping) else out
+
+
 class Model(nn.Module):
     """The network of ``--model`` on ``device``, with --pre_train, --self_ensemble, --chop.
 
-    ``forward(lr, idx_scale)``: LR [B, C, h, w] in [0, rgb_range] -> SR [B, C, s*h, s*w],
-    s = args.scale[idx_scale] (float, not clamped).  ``state_dict()`` and
+    ``forward(lr, idx_scale, **inputs)``: LR [B, C, h, w] in [0, rgb_range] -> SR
+    [B, C, s*h, s*w], s = args.scale[idx_scale] (float, not clamped); in training a network
+    with ``AUX_OUTPUTS`` returns its dict (``'sr'`` and the auxiliary outputs), and
+    ``inputs`` (the module's ``TRAIN_INPUTS``, e.g. ``hr``) reach the network.  Attributes
+    ``aux_outputs``, ``raw_outputs``, ``train_inputs``: the module's step traits.  ``state_dict()`` and
     ``load_state_dict()`` use the bare network's keys, also when the wrapper is nested
     in DDP or torch.compile.
     """
@@ -307,6 +332,7 @@ class Model(nn.Module):
         super().__init__()
         module = get_module(args.model)
         _, self.multi_scale, self.input_large = model_traits(module)
+        self.aux_outputs, self.raw_outputs, self.train_inputs = step_traits(module)
         self.name = args.model
         self.scale = list(args.scale)
         self.self_ensemble = bool(args.self_ensemble)
@@ -369,24 +395,28 @@ class Model(nn.Module):
             load_state_dict_explained(self.model, read_weights(source, name), name or str(source))
         return self
 
-    def forward(self, lr, idx_scale=0):
+    def forward(self, lr, idx_scale=0, **inputs):
         scale = self.scale[idx_scale]
         if self.multi_scale and hasattr(self.model, 'set_scale'):
             self.model.set_scale(idx_scale)
         run = functools.partial(self._forward_net, scale=scale)
-        if not self.training:
-            if self.chop:
-                run = functools.partial(forward_tiled, run, scale=scale,
-                                        max_area=self.chop_size, shave=self.chop_shave)
-            if self.self_ensemble:
-                return forward_x8(run, lr)
+        if self.training:
+            return run(lr, **inputs)
+        run = functools.partial(_main_output, run)
+        if self.chop:
+            run = functools.partial(forward_tiled, run, scale=scale,
+                                    max_area=self.chop_size, shave=self.chop_shave)
+        if self.self_ensemble:
+            return forward_x8(run, lr)
         return run(lr)
 
-    def _forward_net(self, lr, scale):
+    def _forward_net(self, lr, scale, **inputs):
         if self.input_large:
             from imresize import imresize
             lr = imresize(lr, scale=scale)
-        if self.training or not self.eval_pad:
+        if self.training:
+            return self.model(lr, **inputs)
+        if not self.eval_pad:
             return self.model(lr)
         # Every tile of --chop and every view of --self_ensemble is padded on its own.
         m, (h, w) = self.eval_pad, lr.shape[-2:]
