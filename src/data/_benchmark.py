@@ -27,7 +27,9 @@ class BenchmarkData(_srdata.SRData):
         if not self.hr_paths:
             raise utility.UserError(f'{folder / "HR"} holds no image files; put the HR images '
                                     f'of {name} there')
-        deg = getattr(args, 'degradation', 'bicubic')
+        import degradation
+        deg = (degradation.for_tests(args) if not train
+               else getattr(args, 'degradation', 'bicubic'))
         # Multi-version sets (degrade.py --degradation mix --variants K): one item per LR
         # version '<stem>+<k>', each scored against its HR '<stem>'.
         self.version_groups = None

@@ -68,6 +68,11 @@ class VGGStyleDiscriminator(nn.Module):
         return self.linear2(self.lrelu(self.linear1(feat)))
 
 
+def _mse(scores, target):
+    """Mean squared distance of the scores to a constant label (LSGAN: 1.0 real, 0.0 fake)."""
+    return F.mse_loss(scores, torch.full_like(scores, target))
+
+
 def _bce(logits, target):
     """Mean binary cross-entropy of logits against a constant label (1.0 real, 0.0 fake)."""
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
@@ -84,6 +89,9 @@ class Adversarial(nn.Module):
     without gradient.  Means are over the batch.  As in ESRGAN, the D loss back-propagates
     through both means (the SSL authors' BasicSR copy detaches them in the D step).
 
+    least_squares True (LSGAN, Mao et al. 2017, as KAIR's ``GANLoss('lsgan')``): D loss
+    MSE(D(hr), 1) + MSE(D(sr), 0); generator loss MSE(D(sr), 1); means over every output.
+
     forward(sr, hr): [B, C, H, W] in [0, rgb_range], H, W >= 32 -> scalar generator loss.
     ``last_d_loss``: mean discriminator loss of the last update (0-dim tensor) or None.
     """
@@ -92,9 +100,12 @@ class Adversarial(nn.Module):
 
     def __init__(self, relativistic=False, n_colors=3, rgb_range=255, gan_k=1, lr=1e-4,
                  betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, d_feats=64, sync_ddp=True,
-                 discriminator=None):
+                 discriminator=None, least_squares=False):
         super().__init__()
+        if relativistic and least_squares:
+            raise ValueError('relativistic and least_squares exclude each other')
         self.relativistic = relativistic
+        self.least_squares = least_squares
         self.rgb_range = rgb_range
         self.gan_k = gan_k
         self.sync_ddp = sync_ddp
@@ -138,6 +149,8 @@ class Adversarial(nn.Module):
             return self._generator_loss(fake, real)
 
     def _discriminator_loss(self, d_real, d_fake):
+        if self.least_squares:
+            return _mse(d_real, 1.0) + _mse(d_fake, 0.0)
         if self.relativistic:
             return (_bce(d_real - d_fake.mean(), 1.0) + _bce(d_fake - d_real.mean(), 0.0)) / 2
         return _bce(d_real, 1.0) + _bce(d_fake, 0.0)
@@ -164,6 +177,8 @@ class Adversarial(nn.Module):
             p.requires_grad_(False)
         try:
             d_fake = self.discriminator(fake)
+            if self.least_squares:
+                return _mse(d_fake, 1.0)
             if not self.relativistic:
                 return _bce(d_fake, 1.0)
             with torch.no_grad():
@@ -206,14 +221,15 @@ class Adversarial(nn.Module):
             offset += g.numel()
 
 
-def make_adversarial(args, relativistic, unet=False):
-    """The GAN / RGAN term (VGG-style discriminator) or UGAN (unet: U-Net SN) for ``args``."""
-    name = 'UGAN' if unet else 'RGAN' if relativistic else 'GAN'
+def make_adversarial(args, relativistic, unet=False, least_squares=False):
+    """The GAN / RGAN term (VGG-style discriminator), UGAN (unet: U-Net SN) or LSGAN (unet and
+    least_squares) for ``args``."""
+    name = ('LSGAN' if least_squares else 'UGAN') if unet else 'RGAN' if relativistic else 'GAN'
     discriminator = None
     if unet:
         from ._unet_discriminator import UNetDiscriminatorSN
         if args.patch_size % 8:
-            raise utility.UserError(f'UGAN needs --patch_size a multiple of 8 (its U-Net '
+            raise utility.UserError(f'{name} needs --patch_size a multiple of 8 (its U-Net '
                                     f'halves the size three times), got {args.patch_size}')
         discriminator = UNetDiscriminatorSN(args.n_colors)
         if getattr(args, 'd_pre_train', ''):
@@ -227,4 +243,4 @@ def make_adversarial(args, relativistic, unet=False):
     return Adversarial(relativistic=relativistic, n_colors=args.n_colors,
                        rgb_range=args.rgb_range, gan_k=args.gan_k, lr=args.lr,
                        betas=args.betas, eps=args.epsilon, weight_decay=args.weight_decay,
-                       discriminator=discriminator)
+                       discriminator=discriminator, least_squares=least_squares)

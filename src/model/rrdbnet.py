@@ -8,6 +8,11 @@ Parameter names follow BasicSR's ``RRDBNet`` (``conv_first``, ``body.N.rdbK.conv
 generator state_dict in BasicSR layout (e.g. ESRGAN_PSNR_SRx4_DF2K_official-150ff491.pth,
 under its ``params`` key) loads strictly.
 
+KAIR's ``models/network_rrdbnet.py`` files (the SSL paper's BSRGAN recipes start from
+``BSRGAN_PSNR/0_G.pth``) use the old ESRGAN names (``RRDB_trunk.N.RDBk.convJ``,
+``trunk_conv``, ``upconv1``, ``upconv2``, ``HRconv``) for the same x4 network:
+``adapt_to_state_dict`` renames them, so those files load strictly too.
+
 x2 uses BasicSR's layout as well: the LR image is pixel-unshuffled by 2 (``n_colors * 4``
 input channels to ``conv_first``), and the same two x2 upsampling stages as at x4 bring it
 back to twice the LR size.  The trunk then runs at half the LR resolution (a quarter of the
@@ -18,6 +23,8 @@ output is cropped back, so any input size works (for example --chop tiles).
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import utility
 
 SCALES = (2, 4)
 MULTI_SCALE = False
@@ -102,6 +109,31 @@ class RRDBNet(nn.Module):
         self.conv_hr = nn.Conv2d(n_feats, n_feats, 3, 1, 1)
         self.conv_last = nn.Conv2d(n_feats, n_colors, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+
+    # KAIR / original ESRGAN key names -> BasicSR's (same tensors, same order)
+    OLD_NAMES = (('RRDB_trunk.', 'body.'), ('trunk_conv.', 'conv_body.'),
+                 ('upconv1.', 'conv_up1.'), ('upconv2.', 'conv_up2.'), ('HRconv.', 'conv_hr.'))
+
+    def adapt_to_state_dict(self, state_dict, source='state_dict'):
+        """Rename a KAIR / original-ESRGAN layout state_dict in place (x4 only: KAIR's x2
+        network has no pixel-unshuffle and one upsampling stage, another network)."""
+        if not any(k.startswith(('RRDB_trunk.', 'trunk_conv.')) for k in state_dict):
+            return
+        if self.scale != 4:
+            raise utility.UserError(f'{source} holds the KAIR/ESRGAN RRDBNet layout, which '
+                                    f'this project reads at x4 only; use --scale 4')
+        renamed = {}
+        for key, value in state_dict.items():
+            new = key
+            for old, now in self.OLD_NAMES:
+                if new.startswith(old):
+                    new = now + new[len(old):]
+                    break
+            new = new.replace('.RDB1.', '.rdb1.').replace('.RDB2.', '.rdb2.').replace(
+                '.RDB3.', '.rdb3.')
+            renamed[new] = value
+        state_dict.clear()
+        state_dict.update(renamed)
 
     def forward(self, x):
         h, w = x.shape[-2:]

@@ -2,7 +2,7 @@
 
 ``SSL_OFFICIAL`` names the snapshot's ``GAN-Based-SR`` folder (the one holding
 ``train_BSGRAN/utils/utils_blindsr.py``); e.g. extract it from a bare clone with
-``git --git-dir=... archive HEAD GAN-Based-SR/train_BSGRAN/utils | tar -x -C DIR``.
+``git --git-dir=... archive HEAD GAN-Based-SR/train_BSGRAN/utils GAN-Based-SR/train_BSGRAN/models | tar -x -C DIR``.
 The code needs OpenCV (``cv2``) and a few stand-ins, installed only while it is imported:
 
 * ``torchvision.utils.make_grid`` (imported by utils_image.py, never called here);
