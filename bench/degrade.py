@@ -67,6 +67,10 @@ def main():
     args = option.parse_args(argv)
     if args.degradation == 'bicubic':
         p.error('give --degradation NAME (not bicubic): bicubic LR comes from the dataset')
+    others = [n.strip().lower() for n in ours.beside.split('+') if n.strip()]
+    for name in others:
+        if name not in degradation.names() or degradation.make(name, args.scale[0]) is None:
+            p.error(f'--beside {name!r}: give presets of src/degradation/ other than bicubic')
     torch.manual_seed(args.seed)
     device = torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
     loader = data.Data(args.replace(data_test=[]))
@@ -80,10 +84,6 @@ def main():
     print(f'torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, '
           f'--degradation {args.degradation}, model {args.model} x{args.scale[0]}, batch '
           f'{args.batch_size}, HR patch {args.patch_size}, loss {args.loss}')
-    others = [n.strip().lower() for n in ours.beside.split('+') if n.strip()]
-    for name in others:
-        if name not in degradation.names() or degradation.make(name, args.scale[0]) is None:
-            p.error(f'--beside {name!r}: give presets of src/degradation/ other than bicubic')
     synths = {args.degradation: trainer.synth}
     synths.update({n: _training.make(args.replace(degradation=n, degradation_pool=0,
                                                   degradation_usm_gt=False)) for n in others})

@@ -111,6 +111,7 @@ def test_degrade_bench_times_presets_beside_each_other():
     ratio = o / first
     assert abs(float(other[2]) - ratio) <= ratio * (0.0005 / o + 0.0005 / first) + 0.0005
     assert re.search(r'^ratio bsrgan / step: [\d.]+$', run.stdout, re.M)
-    bad = subprocess.run([sys.executable, str(REPO / 'bench' / 'degrade.py'), '--beside',
-                          'nope'], capture_output=True, text=True, timeout=300, cwd=REPO)
+    bad = subprocess.run([sys.executable, str(REPO / 'bench' / 'degrade.py'), '--degradation',
+                          'realesrgan', '--beside', 'nope'], capture_output=True, text=True,
+                         timeout=300, cwd=REPO)
     assert bad.returncode == 2 and "--beside 'nope'" in bad.stderr
