@@ -20,6 +20,28 @@ sys.path.insert(0, str(Path(__file__).parent / 'reference'))
 import bsrgan_official  # noqa: E402
 
 
+FIXTURE = Path(__file__).parent / 'data' / 'bsrgan_official.pt'   # make_bsrgan_fixtures.py
+
+
+@pytest.fixture(scope='module')
+def fixture():
+    return torch.load(FIXTURE, weights_only=True)
+
+
+def test_kernels_and_halving_match_the_official_fixture(fixture):
+    for size, sigma, k in fixture['fspecial']:
+        assert np.allclose(bsrgan.fspecial_gaussian(size, sigma), k.numpy(), rtol=1e-12, atol=0)
+    for size, theta, l1, l2, k in fixture['anisotropic']:
+        assert np.allclose(bsrgan.anisotropic_gaussian(size, theta, l1, l2), k.numpy(),
+                           rtol=1e-9, atol=1e-15)
+    for size, sigma, sf, k in fixture['shift_pixel']:
+        ours = bsrgan.shift_kernel(bsrgan.fspecial_gaussian(size, sigma), sf)
+        assert np.allclose(ours, k.numpy(), atol=1e-15)
+    img, want = fixture['imresize_np']
+    ours = imresize.imresize(img.permute(2, 0, 1), 0.5).permute(1, 2, 0)
+    assert torch.allclose(ours, want, atol=1e-5)
+
+
 @pytest.fixture(scope='module')
 def official():
     o = bsrgan_official.load()

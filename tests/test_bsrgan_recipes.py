@@ -85,6 +85,24 @@ def test_kair_rrdbnet_layout_loads_and_gives_the_same_network():
                                   kair_rrdbnet_state(src), '0_G.pth')
 
 
+FIXTURE = REPO / 'tests' / 'data' / 'bsrgan_official.pt'   # reference/make_bsrgan_fixtures.py
+
+
+def test_kair_networks_match_the_official_fixture():
+    data = torch.load(FIXTURE, weights_only=True)
+    weights, x, want = data['rrdbnet']
+    ours = RRDBNet(scale=4, n_feats=8, n_rrdb=1, growth=4, rgb_range=1)
+    load_state_dict_explained(ours, dict(weights), 'official RRDBNet')
+    with torch.no_grad():
+        assert torch.allclose(ours(x), want, atol=1e-6)
+    weights, x, want = data['discriminator']
+    d = UNetDiscriminatorSN(3, 4)
+    load_state_dict_explained(d, dict(weights), 'official Discriminator_UNet')
+    d.eval()
+    with torch.no_grad():
+        assert torch.allclose(d(x), want, atol=1e-6)
+
+
 def test_kair_rrdbnet_is_the_official_network():
     official = _official_module('official_network_rrdbnet', 'models/network_rrdbnet.py')
     torch.manual_seed(1)
