@@ -50,8 +50,8 @@ def main():
     p.add_argument('--cuda', action='store_true')
     opts = p.parse_args()
     from metric import _weights
-    if not all((_weights.hub_checkpoints() / f).is_file()
-               for f, _ in _weights.BACKBONES.values()):
+    if not all((_weights.hub_checkpoints() / _weights.BACKBONES[arch][0]).is_file()
+               for arch in ('alexnet', 'vgg16')):               # the metrics' backbones
         import torchvision_standin
         home = tempfile.mkdtemp(prefix='torch_home_')
         atexit.register(shutil.rmtree, home, ignore_errors=True)

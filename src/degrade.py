@@ -9,6 +9,10 @@ a function of (seed, scale, image name), computed on the CPU in float32, so the 
 writes byte-identical files on any run and any number of threads.  ``main.py --degradation
 realesrgan --data_test Set5`` then evaluates on these LR images.
 
+A folder already holding a set made with other settings (another seed, preset or project
+version, or files without a manifest) is never replaced: results measured on it would change
+without a word.  The command is refused; the same settings write the same bytes again.
+
 ``--degradation mix --variants K`` writes K LR images per HR, ``<img>+<k>x4.png`` for k = 0..K-1,
 each drawn from (seed, scale, ``<img>+<k>``) and each Real-ESRGAN- or BSRGAN-degraded (see
 src/degradation/mix.py); the manifest names each one's HR image and group, and evaluation
@@ -17,6 +21,7 @@ maps ``<img>+<k>`` back to ``<img>``.
 ``--preview out.png`` also writes a picture of one image: HR, bicubic LR and a few degraded
 LR (the first is the test set's) with their drawn parameters.
 """
+import hashlib
 import json
 import os
 import sys
@@ -25,6 +30,7 @@ if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import imageops  # noqa: E402
+import lr_set  # noqa: E402
 import option  # noqa: E402
 import utility  # noqa: E402
 
@@ -137,25 +143,29 @@ def make_test_set(dir_data, name, scale, preset_name, seed, log=print, variants=
                                 '(main.py makes bicubic LR itself); choose e.g. realesrgan')
     out_dir = folder / f'LR_{preset_name.lower()}' / f'X{scale}'
     multi = preset_name.lower() == 'mix'
+    settings = {'dataset': name, 'scale': scale, 'degradation': preset_name.lower(),
+                'source': module.SOURCE, 'preset': getattr(module, 'PARAMS', {}),
+                'seed': seed, 'project_version': project_version()}
+    if multi:
+        settings['variants'] = variants
+    refuse_replacing(out_dir, settings)
     images = {}
     for path in paths:
         hr = _read_hr(path)
         for k in range(variants if multi else 1):
             lr_name = version_name(path.stem, k) if multi else path.stem
             lr, params = degrade_image(deg, hr, seed, scale, lr_name)
-            utility.atomic_write_bytes(out_dir / f'{lr_name}x{scale}.png', _png_bytes(lr))
+            png = _png_bytes(lr)
+            utility.atomic_write_bytes(out_dir / f'{lr_name}x{scale}.png', png)
             images[lr_name] = {'file': f'{lr_name}x{scale}.png',
-                               'lr_size': [lr.shape[1], lr.shape[0]], 'params': params}
+                               'lr_size': [lr.shape[1], lr.shape[0]], 'params': params,
+                               'sha256': hashlib.sha256(png).hexdigest()}
             if multi:
                 images[lr_name].update(hr=path.stem, variant=k, group=params['group'])
-    extra = {}
-    if multi:
+    if multi:                          # derived from the images (not a setting)
         groups = [im['group'] for im in images.values()]
-        extra = {'variants': variants,
-                 'groups': {g: groups.count(g) for g in sorted(set(groups))}}
-    manifest = {**extra,'dataset': name, 'scale': scale, 'degradation': preset_name.lower(),
-                'source': module.SOURCE, 'preset': getattr(module, 'PARAMS', {}),
-                'seed': seed, 'project_version': project_version(),
+        settings['groups'] = {g: groups.count(g) for g in sorted(set(groups))}
+    manifest = {**settings,
                 'command': (f'python src/degrade.py --dir_data {dir_data} --data_test {name} '
                             f'--scale {scale} --degradation {preset_name.lower()} --seed {seed}'
                             + (f' --variants {variants}' if multi else '')),
@@ -164,6 +174,32 @@ def make_test_set(dir_data, name, scale, preset_name, seed, log=print, variants=
                               json.dumps(manifest, indent=1, sort_keys=True) + '\n')
     log(f'{name} x{scale}: {len(images)} LR images of {len(paths)} HR -> {out_dir}')
     return out_dir
+
+
+def refuse_replacing(out_dir, settings):
+    """UserError when ``out_dir`` holds a set made with other ``settings`` (the manifest's
+    entries other than images and command), or files without a manifest: evaluations that
+    read it would change without a word.  An empty or absent folder, or one made with the
+    same settings (rewritten byte for byte), passes."""
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    old = lr_set.read_manifest(out_dir)
+    settings = json.loads(json.dumps(settings))      # as read back: tuples become lists
+    if old is None:
+        raise utility.UserError(
+            f'{out_dir} already holds files but no {lr_set.MANIFEST} (made by hand, or by an '
+            f'interrupted run); it is not replaced: move it away or delete it, then run again')
+    # 'groups' (mix) is counted from the images, not a setting
+    changed = [k for k in sorted((set(settings) | set(old)) - {'images', 'command', 'groups'})
+               if old.get(k) != settings.get(k)]
+    if changed:
+        was = ', '.join(f'{k} {json.dumps(old.get(k), sort_keys=True)[:40]}' for k in changed)
+        now = ', '.join(f'{k} {json.dumps(settings.get(k), sort_keys=True)[:40]}' for k in changed)
+        raise utility.UserError(
+            f'{out_dir} holds a test set made with {was} (this command: {now}); it is not '
+            f'replaced, so that results measured on it keep their meaning: delete that folder '
+            f'first to replace it, or make the new set under another --dir_data (a copy of '
+            f'benchmark/{settings["dataset"]}/HR)')
 
 
 def write_preview(path, dir_data, name, scale, preset_name, seed, image='', count=3):

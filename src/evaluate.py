@@ -14,6 +14,7 @@ import torch
 from tqdm import tqdm
 
 import imageops
+import lr_set as lr_set_pkg
 import metric as metric_pkg
 import utility
 
@@ -34,12 +35,13 @@ def score_image(sr, hr, scale, args, benchmark, what):
                                 f'set') from None
 
 
-def format_scores(name, scale, means):
+def format_scores(name, scale, means, lr_set=None):
     """The log line of one set and scale, e.g. '[Set5 x4]  PSNR: 28.42  SSIM: 0.8104  LPIPS:
-    0.3412' (each metric with its own digits)."""
+    0.3412' (each metric with its own digits); a degraded LR set (``lr_set``, see
+    ``lr_set.identity``) is named at the end: '  (LR: realesrgan seed 5, manifest 3f9c0a1b2d4e)'."""
     return f'[{name} x{scale}]  ' + '  '.join(
         f'{metric_pkg.label(key)}: {value:{metric_pkg.log_format(key)}}'
-        for key, value in means.items())
+        for key, value in means.items()) + lr_set_pkg.score_suffix(lr_set)
 
 
 @torch.no_grad()
@@ -53,16 +55,18 @@ def evaluate(model, loaders, args, device, autocast=contextlib.nullcontext, exp=
         autocast: a callable returning the context to run the network in (mixed precision).
         exp: the run's ``Experiment``, to save images (``--save_results``) and log; None
             writes nothing.
-        report: called as ``report(name, scale, means)`` when a set and scale is done
-            (default: log ``format_scores``).
+        report: called as ``report(name, scale, means, lr_set)`` when a set and scale is
+            done, ``lr_set`` the LR images' identity (``lr_set.identity``) (default: log
+            ``format_scores``).
     Returns:
         (summary, rows): summary ``{dataset: {'x2': {metric: mean}}}`` for sets with ground
-        truth; rows ``[{'dataset', 'scale', 'image', metric: value, ...}]`` per image.
+        truth; rows ``[{'dataset', 'scale', 'image', 'lr_set', metric: value, ...}]`` per
+        image, ``lr_set`` as given to ``report``.
     """
     log = exp.log if exp is not None else print
     if report is None:
-        def report(name, scale, means):
-            log(format_scores(name, scale, means))
+        def report(name, scale, means, lr_set):
+            log(format_scores(name, scale, means, lr_set))
     model.eval()
     summary, rows = {}, []
     for loader in loaders:
@@ -70,6 +74,8 @@ def evaluate(model, loaders, args, device, autocast=contextlib.nullcontext, exp=
         name = dataset.name
         for idx_scale, scale in enumerate(args.scale):
             dataset.set_scale(idx_scale)
+            # Read at each evaluation: it names the images read now, not when the run began.
+            lr_set = dataset.lr_set(idx_scale) if hasattr(dataset, 'lr_set') else None
             scores = []
             # disable=None: a bar on a terminal only, not in redirected logs.
             bar = tqdm(loader, ncols=100, leave=False, disable=None, desc=f'{name} x{scale}')
@@ -84,7 +90,8 @@ def evaluate(model, loaders, args, device, autocast=contextlib.nullcontext, exp=
                     values = score_image(sr, hr_img, scale, args, dataset.benchmark,
                                          f'{name}/{filename}')
                     scores.append(values)
-                    rows.append({'dataset': name, 'scale': scale, 'image': filename, **values})
+                    rows.append({'dataset': name, 'scale': scale, 'image': filename,
+                                 'lr_set': lr_set, **values})
                 if args.save_results and exp is not None:
                     exp.save_image(name, f'{filename}_x{scale}_SR', sr[0], args.rgb_range)
                     if args.save_gt:
@@ -100,7 +107,7 @@ def evaluate(model, loaders, args, device, autocast=contextlib.nullcontext, exp=
                 continue
             means = {key: float(np.mean([s[key] for s in scores])) for key in scores[0]}
             summary.setdefault(name, {})[f'x{scale}'] = means
-            report(name, scale, means)
+            report(name, scale, means, lr_set)
             groups = getattr(dataset, 'version_groups', None)
             if groups:
                 # multi-version sets: the means over all versions above, then per group
@@ -110,5 +117,6 @@ def evaluate(model, loaders, args, device, autocast=contextlib.nullcontext, exp=
                     part = [s for s, r in zip(scores, measured) if groups.get(r['image']) == g]
                     gm = {key: float(np.mean([s[key] for s in part])) for key in scores[0]}
                     summary.setdefault(f'{name}/{g}', {})[f'x{scale}'] = gm
-                    log(format_scores(f'{name}/{g} ({len(part)} of {len(scores)})', scale, gm))
+                    log(format_scores(f'{name}/{g} ({len(part)} of {len(scores)})', scale, gm,
+                                      lr_set))
     return summary, rows

@@ -85,7 +85,7 @@ def build_parser():
                 description='Super-resolution training and evaluation (EDSR-PyTorch '
                             'conventions). Lists of names or scales are joined by "+".')
 
-    add = p.add_argument_group('run').add_argument
+    add = p.add_argument_group('run', 'presets, devices, randomness').add_argument
     add('--template', type=str, default='',
         help=f'named preset(s) joined by "+": {", ".join(template.TEMPLATES)} (see '
              f'src/template.py); flags given on the command line override them')
@@ -96,7 +96,7 @@ def build_parser():
     add('--precision', type=str, default='single', choices=('single', 'amp'),
         help='single: float32; amp: autocast (bfloat16 on CPU, float16 on GPU)')
 
-    add = p.add_argument_group('data').add_argument
+    add = p.add_argument_group('data', 'datasets, scales, patches (docs/data.md)').add_argument
     add('--dir_data', type=str, default=str(utility.DEFAULT_DATA_DIR),
         help='dataset root (holds DIV2K/ and benchmark/<Name>/HR); default: the bundled '
              'dataset/ folder with Set5')
@@ -116,6 +116,9 @@ def build_parser():
     add('--rgb_range', type=_positive_int, default=255, help='maximum pixel value')
     add('--n_colors', type=int, default=3, choices=(1, 3), help='number of colour channels')
     add('--no_augment', action='store_true', help='no random flips and rotations')
+
+    add = p.add_argument_group(
+        'degradation', 'how LR images are made from HR (docs/degradations.md)').add_argument
     add('--degradation', type=str, default='bicubic',
         help='how LR images are made: a file name in src/degradation/ (bicubic, realesrgan, '
              'realesrgan_ssl); other than bicubic, training synthesises LR from HR patches '
@@ -128,11 +131,8 @@ def build_parser():
              'a multiple of the per-process batch)')
     add('--degradation_usm_gt', action='store_true',
         help='train against the USM-sharpened HR (Real-ESRGAN x4plus l1/perceptual_gt_usm)')
-    add('--chop', action='store_true', help='tiled forward pass to save memory')
-    add('--chop_size', type=_positive_int, default=160000,
-        help='with --chop: largest LR tile area in pixels before splitting again')
 
-    add = p.add_argument_group('model').add_argument
+    add = p.add_argument_group('model', 'network and weights (docs/models.md)').add_argument
     add('--model', type=str, default='EDSR',
         help='model file name in src/model/ (any case), e.g. EDSR, RCAN, RRDBNet')
     add('--act', type=str, default='relu', choices=('relu',),
@@ -144,14 +144,20 @@ def build_parser():
         help='number of residual blocks (RCAN: per group; VDSR: conv layers)')
     add('--n_feats', type=_positive_int, default=64, help='number of feature maps')
     add('--res_scale', type=_finite_float, default=1.0, help='residual scaling')
+
+    add = p.add_argument_group('model: RCAN, RDN').add_argument
     add('--n_resgroups', type=_positive_int, default=10, help='RCAN: residual groups')
     add('--reduction', type=_positive_int, default=16, help='RCAN: channel-attention reduction')
     add('--G0', type=_positive_int, default=64, help='RDN: number of feature maps')
     add('--RDNkSize', type=_odd_positive_int, default=3, help='RDN: kernel size (odd)')
     add('--RDNconfig', type=str, default='B', choices=('A', 'B'),
         help='RDN: (blocks, layers, growth) A = (20, 6, 32), B = (16, 8, 64)')
+
+    add = p.add_argument_group('model: RRDBNet (ESRGAN)').add_argument
     add('--n_rrdb', type=_positive_int, default=23, help='RRDBNet: number of RRDB blocks')
     add('--rrdb_growth', type=_positive_int, default=32, help='RRDBNet: dense growth channels')
+
+    add = p.add_argument_group('model: SwinIR').add_argument
     add('--img_size', type=_positive_int, default=64,
         help='SwinIR: training LR patch size the shift masks are stored for (a multiple of '
              '--window_size; other input sizes work too); --pre_train takes it from the file')
@@ -172,13 +178,15 @@ def build_parser():
     add('--drop_path', type=_unit_float, default=0.1,
         help='SwinIR: stochastic-depth rate of the last block (training only)')
 
-    add = p.add_argument_group('training').add_argument
-    add('--reset', action='store_true',
-        help='archive the previous run of the same --save name and start afresh')
+    add = p.add_argument_group('training', 'epochs and batches (docs/training.md)').add_argument
     add('--test_every', type=_positive_int, default=1000, help='batches per epoch')
     add('--epochs', type=_positive_int, default=300, help='number of epochs')
     add('--batch_size', type=_positive_int, default=16,
         help='global batch size (split across ranks under torchrun)')
+
+    add = p.add_argument_group(
+        'evaluation', 'test-only runs and the validation after each epoch (docs/metrics.md)'
+    ).add_argument
     add('--self_ensemble', action='store_true', help='x8 self-ensemble at test time')
     add('--test_only', action='store_true', help='evaluate only')
     add('--best_on', type=str, default='',
@@ -191,8 +199,12 @@ def build_parser():
         help='folder searched first for the LPIPS/DISTS weight files (backbones under '
              'torchvision\'s names, alex.pth, vgg.pth, weights.pt); default: torch hub\'s '
              'checkpoints folder and the installed lpips / DISTS_pytorch packages')
+    add('--chop', action='store_true', help='tiled forward pass to save memory')
+    add('--chop_size', type=_positive_int, default=160000,
+        help='with --chop: largest LR tile area in pixels before splitting again')
 
-    add = p.add_argument_group('optimisation').add_argument
+    add = p.add_argument_group(
+        'optimisation', 'optimizer, lr schedule, weight average').add_argument
     add('--lr', type=_non_negative_float, default=1e-4, help='learning rate')
     add('--decay', type=str, default='200', help='epochs at which the lr decays, e.g. 200-400')
     add('--gamma', type=_positive_float, default=0.5, help='lr decay factor')
@@ -208,7 +220,8 @@ def build_parser():
     add('--ema_decay', type=_unit_float, default=0.0,
         help='exponential moving average of the weights, used for evaluation (0 = off)')
 
-    add = p.add_argument_group('loss').add_argument
+    add = p.add_argument_group(
+        'loss', 'the loss string and what applies to every term (docs/training.md)').add_argument
     add('--loss', type=str, default='1*L1',
         help='loss terms weight*TYPE joined by "+", TYPE a file name in src/loss/, e.g. '
              '1*L1+0.1*SSL+1*SPL')
@@ -218,6 +231,8 @@ def build_parser():
              'they mean there at any --rgb_range')
     add('--skip_threshold', type=_positive_float, default=1e8,
         help='skip a batch whose loss exceeds this many times the last epoch mean')
+
+    add = p.add_argument_group('loss: SSL', 'self-similarity loss (docs/ssl.md)').add_argument
     add('--ssl_search', type=_odd_positive_int, default=25, help='SSL search window (odd)')
     add('--ssl_window', type=_odd_positive_int, default=9, help='SSL patch window (odd)')
     add('--ssl_sigma', type=_finite_float, default=0.004, help='SSL similarity bandwidth')
@@ -227,29 +242,47 @@ def build_parser():
         help='SSL keeps masked pixels with (row - col) mod stride == 0')
     add('--ssl_kl', type=_finite_float, default=1.0, help='SSL weight of the KL part')
     add('--ssl_no_norm', action='store_true', help='SSL: do not row-normalise the graphs')
+
+    add = p.add_argument_group('loss: SPL', 'pixel-level self-paced learning').add_argument
     add('--spl_alpha', '--splalpha', dest='spl_alpha', type=_finite_float, default=1.0,
         help='SPL: sigma = alpha * age + beta')
     add('--spl_beta', '--splbeta', dest='spl_beta', type=_finite_float, default=0.0,
         help='SPL: sigma = alpha * age + beta')
     add('--spl_max', '--splval', dest='spl_max', type=_finite_float, default=2.0,
         help='SPL: largest pixel weight')
+
+    add = p.add_argument_group(
+        'loss: adversarial and perceptual',
+        'GAN, RGAN, UGAN, VGG22, VGG54, PERCEPTUAL (docs/recipes.md)').add_argument
     add('--gan_k', type=_positive_int, default=1,
         help='GAN: discriminator updates per generator step')
+    add('--discriminator', type=str, default='',
+        help='GAN-type terms: the discriminator, a file name in src/discriminator/ (vgg, '
+             'vgg128, vgg192, vgg256, unet, ...); empty = the term\'s own (GAN/RGAN: vgg, '
+             'UGAN: unet)')
     add('--d_pre_train', type=str, default='',
-        help='UGAN: start the U-Net discriminator from BasicSR-layout weights, e.g. '
+        help='GAN-type terms: start the discriminator from a file in its official layout '
+             '(plain state_dict or BasicSR {"params": ...}), loaded strictly, e.g. '
              'RealESRGAN_x4plus_netD.pth')
     add('--vgg_criterion', type=str, default='mse', choices=('mse', 'l1'),
         help='distance between VGG features: mse (EDSR-PyTorch) or l1 (ESRGAN/SSL recipe)')
     add('--vgg_weights', type=str, default='',
-        help='VGG19 weights (torchvision vgg19 state_dict layout) for VGG22/VGG54')
+        help='VGG19 weights (torchvision vgg19 state_dict layout) for VGG22/VGG54/PERCEPTUAL; '
+             'default: vgg19-dcbb9e9d.pth in torch hub\'s checkpoints folder '
+             '($TORCH_HOME/hub/checkpoints)')
 
-    add = p.add_argument_group('output').add_argument
+    add = p.add_argument_group('output', 'the run folder experiment/<save>/').add_argument
     add('--save', type=str, default='test', help='run name: outputs go to experiment/<save>')
     add('--load', type=str, default='', help='resume experiment/<load> from its checkpoint')
+    add('--reset', action='store_true',
+        help='archive the previous run of the same --save name and start afresh')
     add('--print_every', type=_positive_int, default=100, help='batches between log lines')
     add('--save_models', action='store_true', help='also keep model_<epoch>.pt every epoch')
     add('--save_results', action='store_true', help='write the SR images as PNG')
     add('--save_gt', action='store_true', help='with --save_results: also write LR and HR')
+
+    add = p.add_argument_group(
+        'pictures', 'figures and TensorBoard (docs/pictures.md)').add_argument
     add('--save_maps', action='store_true',
         help='after each evaluation: maps/spl_<epoch>.png, the SPL weight map of the first '
              'test image and the weight-vs-SSIM curve at the current age (needs SPL in --loss)')

@@ -396,8 +396,8 @@ class Trainer:
         if training:
             self.metric_epochs.append(self.epoch)
 
-        def report(name, scale, means):
-            line = format_scores(name, scale, means)
+        def report(name, scale, means, lr_set):
+            line = format_scores(name, scale, means, lr_set)
             if training:
                 hist = self.metric_history.setdefault(name, {}).setdefault(
                     f'x{scale}', {key: [] for key in means})

@@ -19,7 +19,7 @@ import loss
 import option
 import utility
 from cli import REPO, assert_user_error, run_main
-from loss._unet_discriminator import UNetDiscriminatorSN
+from discriminator._unet_sn import UNetDiscriminatorSN
 from model import load_state_dict_explained
 from model.rrdbnet import RRDBNet
 

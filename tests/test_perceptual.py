@@ -411,8 +411,12 @@ def test_metric_flags_parse_case_insensitively():
                                                                        False]
 
 
-def test_networks_are_built_once_per_device(hub):
-    args = option.parse_args(['--metrics', 'psnr+lpips'])
+def test_networks_are_built_once_per_device(hub, tmp_path):
+    # Random heads in the published layout: this test needs no lpips package (README's plain
+    # install has none), only a file of the right shape for --metric_weights.
+    torch.save({f'lin{k}.model.1.weight': torch.rand(1, c, 1, 1)
+                for k, c in enumerate((64, 192, 384, 256, 256))}, tmp_path / 'alex.pth')
+    args = option.parse_args(['--metrics', 'psnr+lpips', '--metric_weights', str(tmp_path)])
     a, b = metric.build(args, 'cpu'), metric.build(args, 'cpu')
     assert a['lpips'] is b['lpips'] and not a['lpips'].training
     assert not any(p.requires_grad for p in a['lpips'].parameters())
@@ -460,7 +464,7 @@ def test_cli_scores_every_metric_offline(tmp_path, hub):
     with open(folder / 'metrics.csv') as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ['dataset', 'scale', 'image', 'psnr', 'ssim', 'lpips', 'lpips_vgg',
-                             'dists']
+                             'dists', 'degradation', 'lr_seed', 'lr_manifest']
     for key in ('lpips', 'lpips_vgg', 'dists'):
         values = [float(r[key]) for r in rows]
         assert all(re.fullmatch(r'\d\.\d{6}', r[key]) for r in rows)

@@ -11,8 +11,7 @@ version ``<stem>+<k>``, scored against ``<stem>``; ``version_groups`` maps each 
 group (the degradation that made it) for the per-group means of ``evaluate``.
 ``benchmark`` is True: metrics use Y and shave ``scale`` pixels.
 """
-import json
-
+import lr_set
 import utility
 from data import _srdata
 
@@ -30,6 +29,7 @@ class BenchmarkData(_srdata.SRData):
         import degradation
         deg = (degradation.for_tests(args) if not train
                else getattr(args, 'degradation', 'bicubic'))
+        self.folder, self.degradation = folder, deg
         # Multi-version sets (degrade.py --degradation mix --variants K): one item per LR
         # version '<stem>+<k>', each scored against its HR '<stem>'.
         self.version_groups = None
@@ -56,19 +56,18 @@ class BenchmarkData(_srdata.SRData):
         self.cache_id = f'{name}_{_srdata.short_hash(folder)}'
         self.finish_setup()
 
+    def lr_set(self, idx_scale):
+        """The LR set read at scale index ``idx_scale``: bicubic, or the manifest of the
+        degraded folder (see ``lr_set.identity``)."""
+        return lr_set.identity(self.folder, self.degradation, self.scale[idx_scale])
+
     def _versions(self, folder, name, deg):
         """Expand to one item per LR version when the set's manifest lists versions."""
         s = self.scale[0]
         lr_dir = folder / f'LR_{deg}' / f'X{s}'
-        manifest = lr_dir / 'manifest.json'
-        if not manifest.is_file():
-            return
-        try:
-            images = json.loads(manifest.read_text())
-        except (OSError, ValueError) as e:
-            raise utility.UserError(f'{manifest} is unreadable ({e}); make the set again with '
-                                    f'src/degrade.py') from None
-        if 'variants' not in images:
+        manifest = lr_dir / lr_set.MANIFEST
+        images = lr_set.read_manifest(lr_dir)
+        if images is None or 'variants' not in images:
             return
         by_stem = {p.stem: p for p in self.hr_paths}
         hr_paths, lr_paths, names, groups = [], [], [], {}

@@ -29,11 +29,13 @@ import shutil
 
 import numpy as np
 import torch
+from PIL import Image
 
 import utility
 from data import _image
 from data._loader import report_to_main
 import imageops
+import lr_set
 from imageops import round_half_away
 from imresize import imresize
 
@@ -130,6 +132,45 @@ class SRData(torch.utils.data.Dataset):
 
     def __len__(self):
         return len(self.image_names)
+
+    def lr_set(self, idx_scale):
+        """Which LR images scale index ``idx_scale`` reads (``lr_set.identity``): bicubic here;
+        benchmark folders with a degraded set override it."""
+        return dict(lr_set.BICUBIC)
+
+    def hr_size(self, i):
+        """(width, height) of HR image i: the file's header only (nothing is decoded) when
+        it is a file; None when the header cannot be read (reported when the image is)."""
+        if i < len(self.hr_paths):
+            try:
+                with Image.open(self.hr_paths[i]) as im:
+                    return im.size
+            except Exception:
+                return None
+        h, w = self.load_hr(i).shape[:2]
+        return w, h
+
+    def check_patch_fits(self):
+        """UserError naming the first HR image too small for the training patch.
+
+        Called when a training set is opened, so that such an image is not found hours into
+        training when it is first drawn.  The smallest HR side: ``patch_size // s * s`` with
+        one scale, ``patch_size * s`` with several (MDSR: the patch is the LR side).
+        """
+        p = self.patch_size
+        need = max(p // s * s if len(self.scale) == 1 else p * s for s in self.scale)
+        for i in range(len(self)):
+            size = self.hr_size(i)
+            if size is None or min(size) >= need:
+                continue
+            side = min(size)
+            fits = side if len(self.scale) == 1 else side // max(self.scale)
+            hint = (f'use --patch_size {fits} or less, or remove the image' if fits >= 1 else
+                    'remove the image')
+            raise utility.UserError(
+                f'{self.name}/{self.image_names[i]}: HR image {size[0]}x{size[1]} is smaller than '
+                f'the HR training patch {need}x{need} (--patch_size {p}, scale '
+                f'{"+".join(map(str, self.scale))}); {hint}')
 
     def set_scale(self, idx_scale):
         """Choose the scale (index into args.scale) of the test items."""

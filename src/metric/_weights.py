@@ -26,6 +26,8 @@ BACKBONES = {
     'alexnet': ('alexnet-owt-7be5be79.pth',
                 'https://download.pytorch.org/models/alexnet-owt-7be5be79.pth'),
     'vgg16': ('vgg16-397923af.pth', 'https://download.pytorch.org/models/vgg16-397923af.pth'),
+    # The perceptual losses' network (src/loss/_vgg.py), found by the same rule.
+    'vgg19': ('vgg19-dcbb9e9d.pth', 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'),
 }
 
 # head -> (file name, [(package, path inside the package)], where it is published)
@@ -82,11 +84,13 @@ def _first_file(candidates):
     return None
 
 
-def backbone_path(arch, weights_dir, what):
-    """The torchvision ImageNet weights of ``arch`` ('alexnet' or 'vgg16') for metric ``what``.
+def backbone_path(arch, weights_dir, what, flag='put it in the folder given with --metric_weights'):
+    """The torchvision ImageNet weights of ``arch`` (a key of BACKBONES) for ``what`` (a
+    metric or loss name, as the message names it).
 
-    Looks in ``weights_dir`` (--metric_weights, may be '') then in torch hub's cache;
-    UserError naming the file, where it is published and where to put it when absent.
+    Looks in ``weights_dir`` (--metric_weights, may be '') then in torch hub's cache
+    (``$TORCH_HOME/hub/checkpoints``); UserError naming the file, where it is published and
+    where to put it when absent (``flag``: the other way to give it, for the message).
     """
     name, url = BACKBONES[arch]
     places = ([Path(os.path.expanduser(weights_dir))] if weights_dir else []) + [hub_checkpoints()]
@@ -95,7 +99,7 @@ def backbone_path(arch, weights_dir, what):
         raise utility.UserError(
             f'{what} needs {name} (torchvision\'s ImageNet {arch}, published at {url}); it is '
             f'not in {" or ".join(str(p) for p in places)}: download it once and put it in '
-            f'{hub_checkpoints()} (or in the folder given with --metric_weights)')
+            f'{hub_checkpoints()} (or {flag})')
     return path
 
 

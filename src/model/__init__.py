@@ -143,7 +143,7 @@ def _summary(items, limit=4):
     return f'{len(items)} ({shown}{more})'
 
 
-def load_state_dict_explained(net, state_dict, source='state_dict', lenient=()):
+def load_state_dict_explained(net, state_dict, source='state_dict', lenient=(), hint=None):
     """Load ``state_dict`` into ``net`` strictly, explaining any mismatch.
 
     Prefixes 'module.' / '_orig_mod.' are stripped and wrapping dicts unwrapped (see
@@ -151,6 +151,7 @@ def load_state_dict_explained(net, state_dict, source='state_dict', lenient=()):
     in one UserError line (a few names each, then a count), except keys starting with
     one of the ``lenient`` prefixes (a model's scale-dependent upsampler, when
     fine-tuning from another scale): those keep the model's own initial values.
+    hint: what the error line says to do (default: check --model, --scale and size flags).
     Returns the sorted list of such skipped keys (empty for a strict load).
     """
     weights = extract_state_dict(state_dict, source)
@@ -174,9 +175,10 @@ def load_state_dict_explained(net, state_dict, source='state_dict', lenient=()):
         if wrong:
             parts.append('wrong shapes (file vs model) ' + _summary(
                 [f'{k} {list(weights[k].shape)} vs {list(expected[k].shape)}' for k in wrong]))
+        hint = hint or ('check --model, --scale and the size flags (--n_resblocks, '
+                        '--n_feats, ...) against the weights')
         raise utility.UserError(
-            f'{source} does not fit {type(net).__name__}: {"; ".join(parts)}; check --model, '
-            f'--scale and the size flags (--n_resblocks, --n_feats, ...) against the weights')
+            f'{source} does not fit {type(net).__name__}: {"; ".join(parts)}; {hint}')
     if skipped:
         kept = {k: v for k, v in weights.items() if k not in skipped}
         kept.update({k: v for k, v in expected.items() if k in skipped})
