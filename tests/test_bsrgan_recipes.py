@@ -254,7 +254,8 @@ def test_template_trains_from_kair_files_and_tests_on_mixed_sets(template, mixed
     metrics = json.loads((exp / 'run' / 'metrics.json').read_text())
     manifest = json.loads((mixed / 'benchmark' / 'Tiny' / 'LR_mix' / 'X4' / 'manifest.json')
                           .read_text())
-    assert set(metrics) == {'Tiny'} | {f'Tiny/{g}' for g in manifest['groups']}
+    assert set(metrics) - {'_lr_sets'} == {'Tiny'} | {f'Tiny/{g}' for g in manifest['groups']}
+    assert metrics['_lr_sets']['Tiny']['x4']['degradation'] == 'mix'     # the test sets' LR
     rows = (exp / 'run' / 'metrics.csv').read_text().splitlines()[1:]
     assert {r.split(',')[2] for r in rows} == {'a+0', 'a+1', 'b+0', 'b+1'}
     ckpt = torch.load(exp / 'run' / 'checkpoint.pt', weights_only=True)
