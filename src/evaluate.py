@@ -6,7 +6,10 @@ test-only runs and validation during training share.
 ``--save_results``, and reports each set's means as soon as they are known.  A metric of the
 whole set (FID, ``PER_SET``) is handed every image and reports one value per set and scale,
 placed among the means in ``--metrics`` order; its note (e.g. the rank-deficient covariance)
-is logged on a line of its own.
+is logged on a line of its own.  A set of several LR versions per HR (``version_groups``, see
+``data/_benchmark.py``) is averaged over all its versions and also per group (summary key
+``<set>/<group>``; per-image metrics only: a set metric such as FID is given for the whole
+set).
 """
 import contextlib
 
@@ -144,4 +147,15 @@ def evaluate(model, loaders, args, device, autocast=contextlib.nullcontext, exp=
                     log(f'[{name} x{scale}]  {metric_pkg.label(key)} {note}')
             summary.setdefault(name, {})[f'x{scale}'] = means
             report(name, scale, means, lr_set)
+            groups = getattr(dataset, 'version_groups', None)
+            if groups:
+                # multi-version sets: the means over all versions above, then per group
+                # ('<set>/<group>' in the summary; not a test set of its own for 'best')
+                measured = [r for r in rows if r['dataset'] == name and r['scale'] == scale]
+                for g in sorted(set(groups.values())):
+                    part = [s for s, r in zip(scores, measured) if groups.get(r['image']) == g]
+                    gm = {key: float(np.mean([s[key] for s in part])) for key in scores[0]}
+                    summary.setdefault(f'{name}/{g}', {})[f'x{scale}'] = gm
+                    log(format_scores(f'{name}/{g} ({len(part)} of {len(scores)})', scale, gm,
+                                      lr_set))
     return summary, rows

@@ -130,6 +130,9 @@ def build_parser():
         help='how LR images are made: a file name in src/degradation/ (bicubic, realesrgan, '
              'realesrgan_ssl); other than bicubic, training synthesises LR from HR patches '
              'on the fly and test sets read LR_<name>/ folders made by src/degrade.py')
+    add('--test_degradation', type=str, default='',
+        help='the degradation whose LR_<name>/ folders the test sets read (default: '
+             '--degradation), e.g. mix: train on bsrgan, test on the mixed sets')
     add('--degradation_pool', type=_non_negative_int, default=0,
         help='Real-ESRGAN training-pair pool size per process (0 = off; the recipes use 180; '
              'a multiple of the per-process batch)')
@@ -405,6 +408,13 @@ def _derive(args, parser):
                      f'src/degradation/): {", ".join(degradation.names())}')
     if args.degradation != degradation.DEFAULT and len(args.scale) > 1:
         parser.error(f'--degradation {args.degradation} works at one scale; give one --scale')
+    args.test_degradation = args.test_degradation.lower()
+    if args.test_degradation and args.test_degradation not in degradation.names():
+        parser.error(f'unknown --test_degradation {args.test_degradation!r}; available (files '
+                     f'in src/degradation/): {", ".join(degradation.names())}')
+    if args.test_degradation not in ('', degradation.DEFAULT) and len(args.scale) > 1:
+        parser.error(f'--test_degradation {args.test_degradation} works at one scale; give one '
+                     f'--scale')
     # Parse the loss string here so that a bad one is refused before anything is built.
     import loss as loss_pkg
     try:

@@ -126,6 +126,36 @@ TEMPLATES = {
                        ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_threshold=20.0,
                        ssl_stride=3, ssl_kl=1.0, loss_range=1,
                        loss='1*EPS+0.1*L1+0.5*SSL'),
+    # The SSL repository's KAIR-based BSRGAN recipes (GAN-Based-SR/train_BSGRAN/options/BSRGAN/
+    # train_*SSL*_x4.json, models/model_ssl.py): HR patches degraded on the fly by
+    # --degradation bsrgan (KAIR degradation_bsrgan, no ISP), 1*L1 + 1*VGG19 layers
+    # [2,7,16,25,34] x (0.1,0.1,1,1,1) (L1, input-normalised: PERCEPTUAL) + 1*LSGAN with KAIR's
+    # Discriminator_UNet + SSL 500 (L1) + 500 (KL) with the mask stride 3 applied (KAIR's
+    # model_ssl.py applies it), all on [0, 1] images (loss_range 1); Adam 1e-4 with torch's
+    # default betas for G and D; E_decay 0.999; lr halved at the milestones; the JSON batch is
+    # the total over GPUs (main_train_SSL.py divides it).  --pre_train reads KAIR's 0_G.pth
+    # layout, --d_pre_train KAIR's *_D.pth.  1 epoch = --test_every iterations.
+    # train_BSRGANSSL_DF2K_OST_x4.json: RRDBNet 64/23/32 from BSRGAN_PSNR/0_G.pth, HR 256,
+    # batch 48, 150k iterations, milestones 40k, 80k.
+    'BSRGAN_SSL': dict(model='RRDBNet', scale='4', n_feats=64, n_rrdb=23, rrdb_growth=32,
+                       patch_size=256, batch_size=48, lr=1e-4, betas=(0.9, 0.999),
+                       test_every=1000, epochs=150, decay='40-80', gamma=0.5, ema_decay=0.999,
+                       degradation='bsrgan', ssl_search=25, ssl_window=9, ssl_sigma=0.004,
+                       ssl_stride=3, ssl_kl=1.0, vgg_criterion='l1', loss_range=1,
+                       loss='1*L1+1*PERCEPTUAL+1*LSGAN+500*SSL'),
+    # train_SwinIRGANSSL_BSRGAN_DF2K_OST_x4.json: SwinIR-M classical (img_size 64, window 8,
+    # embed 180, depths and heads 6x6, mlp 2, pixelshuffle, 1conv, img_range 1) from
+    # SwinIR_BSRGAN/0_G.pth, HR 256, batch 16, 300k iterations, milestones as written
+    # [200k, 250k, 375k, 287.5k]: the lr halves at 200k, 250k and 287.5k, 375k is past the end
+    # (epochs of 500 iterations, so that 287.5k is a whole epoch).
+    'SwinIRGAN_BSRGAN_SSL': dict(
+        model='SwinIR', scale='4', img_size=64, window_size=8, embed_dim=180,
+        depths=(6,) * 6, num_heads=(6,) * 6, mlp_ratio=2.0, upsampler='pixelshuffle',
+        resi_connection='1conv', patch_size=256, batch_size=16, lr=1e-4, betas=(0.9, 0.999),
+        test_every=500, epochs=600, decay='400-500-750-575', gamma=0.5, ema_decay=0.999,
+        degradation='bsrgan', ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=3,
+        ssl_kl=1.0, vgg_criterion='l1', loss_range=1,
+        loss='1*L1+1*PERCEPTUAL+1*LSGAN+500*SSL'),
 }
 
 
