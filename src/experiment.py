@@ -271,16 +271,21 @@ class Experiment:
         self._release_lock()
 
     # ------------------------------------------------------------------ metrics
-    def write_metrics(self, summary, rows, names=('psnr', 'ssim')):
-        """metrics.json ({dataset: {"x2": {name: mean}}}, 6 decimals, and under "_lr_sets"
-        {dataset: {"x2": LR set}}) and metrics.csv (one row per image: dataset, scale, image,
-        one column per metric of ``names`` with 6 decimals, then the LR set's columns
-        ``lr_set.FIELDS``); an LR set is ``lr_set.identity``'s record of the images read."""
+    def write_metrics(self, summary, rows, names=('psnr', 'ssim'), protocol=None):
+        """metrics.json ({dataset: {"x2": {name: mean}}}, 6 decimals, under "_lr_sets"
+        {dataset: {"x2": LR set}}, and ``"protocol": {switch: value}`` when given) and
+        metrics.csv (one row per image: dataset, scale, image, one column per metric of
+        ``names`` that has per-image values with 6 decimals - a metric of the whole set, FID,
+        is in metrics.json only - then the LR set's columns ``lr_set.FIELDS``); an LR set is
+        ``lr_set.identity``'s record of the images read."""
         if not self.writer:
             return
         rounded = {name: {scale: {key: round(value, 6) for key, value in means.items()}
                           for scale, means in per_scale.items()}
                    for name, per_scale in summary.items()}
+        if protocol:
+            rounded['protocol'] = dict(protocol)
+        names = [n for n in names if not rows or n in rows[0]]
         sets = {}
         for r in rows:
             if r.get('lr_set') is not None and r['dataset'] in summary:

@@ -19,7 +19,7 @@ import metric as metric_pkg
 import utility
 from best import Best
 from ema import EMA
-from evaluate import evaluate, format_scores
+from evaluate import describe_protocol, evaluate, format_scores, protocol_fields
 
 
 def _rng_state():
@@ -115,6 +115,7 @@ class Trainer:
             self.exp.log(f'Best model is chosen on {self.best.describe()}', echo=False)
         self.exp.log('Metrics: ' + ', '.join(f'{metric_pkg.label(n)} ({metric_pkg.direction(n)})'
                                              for n in args.metrics))
+        self.exp.log('Protocol: ' + describe_protocol(args))
         files = metric_pkg.weight_files(metric_pkg.build(args, device))
         if files:
             self.exp.log('Metric weights: ' + files, echo=False)
@@ -413,7 +414,7 @@ class Trainer:
                                      self._autocast, self.exp, report)
         if training:
             self._plot_metrics()
-        self.exp.write_metrics(summary, rows, args.metrics)
+        self.exp.write_metrics(summary, rows, args.metrics, protocol_fields(args))
         self._pictures(summary)
         self.exp.log(f'Evaluation: {timer.toc():.1f}s', echo=not args.test_only)
         return any(found)
