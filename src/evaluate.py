@@ -133,7 +133,8 @@ def evaluate(model, loaders, args, device, autocast=contextlib.nullcontext, exp=
                                            args.rgb_range)
             bar.close()
             if not scores:
-                done = ('wrote SR images' if args.save_results
+                where = f' to {exp.path(f"results-{name}")}' if exp is not None else ''
+                done = (f'wrote SR images{where}' if args.save_results
                         else 'nothing measured (add --save_results)')
                 log(f'[{name} x{scale}]  no ground truth: {done}')
                 continue
