@@ -379,6 +379,7 @@ def _derive(args, parser):
     # Lists from the command line, tuples from a default: one type for the read-only args.
     args.betas = tuple(args.betas)
     args.depths, args.num_heads = tuple(args.depths), tuple(args.num_heads)
+    args.unet_channels = tuple(args.unet_channels)
     args.data_test = _split(args.data_test, '--data_test', parser)
     try:
         args.decay = [int(d) for d in args.decay.split('-')]
