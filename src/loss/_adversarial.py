@@ -52,6 +52,11 @@ class Adversarial(nn.Module):
 
     forward(sr, hr): [B, C, H, W] in [0, rgb_range], sizes the discriminator takes -> scalar
     generator loss (BCE means over every logit: per image or per pixel).
+    ``view`` (optional): what the discriminator sees instead of the images, a callable
+    ``(fake, real) -> (fake', real')`` on the [0, 1] images, used in its updates and in the
+    generator loss alike (keeping fake's graph): SPSR's gradient maps (GRAD_RGAN),
+    BebyGAN's images without their flat regions (REGION_RGAN).  An nn.Module view is a child
+    (its buffers travel with the term).
     ``last_d_loss``: mean discriminator loss of the last update (0-dim tensor) or None.
     """
 
@@ -59,11 +64,13 @@ class Adversarial(nn.Module):
 
     def __init__(self, relativistic=False, n_colors=3, rgb_range=255, gan_k=1, lr=1e-4,
                  betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, sync_ddp=True,
-                 discriminator=None, least_squares=False):
+                 discriminator=None, view=None,
+                 least_squares=False):
         super().__init__()
         if relativistic and least_squares:
             raise ValueError('relativistic and least_squares exclude each other')
         self.relativistic = relativistic
+        self.view = view
         self.least_squares = least_squares
         self.rgb_range = rgb_range
         self.gan_k = gan_k
@@ -103,6 +110,9 @@ class Adversarial(nn.Module):
         with torch.autocast(sr.device.type, enabled=False):
             fake = sr.float() / self.rgb_range
             real = hr.detach().float() / self.rgb_range
+            if self.view is not None:
+                fake, real = self.view(fake, real)
+                real = real.detach()
             if self.training:
                 self._update_discriminator(fake.detach(), real)
             return self._generator_loss(fake, real)
@@ -180,14 +190,16 @@ class Adversarial(nn.Module):
             offset += g.numel()
 
 
-def make_adversarial(args, relativistic, default='vgg', name=None, least_squares=False):
+def make_adversarial(args, relativistic, default='vgg', name=None, view=None, choice=None,
+                     least_squares=False):
     """The GAN-type term for ``args``: vanilla (BCE), relativistic-average or least-squares
-    (LSGAN), playing against ``--discriminator`` (``default`` when the flag is empty), started
-    from --d_pre_train."""
+    (LSGAN), playing against ``choice`` or else ``--discriminator`` (``default`` when the flag
+    is empty), started from --d_pre_train; ``view``: see Adversarial."""
     name = name or ('LSGAN' if least_squares else 'RGAN' if relativistic else 'GAN')
-    choice = getattr(args, 'discriminator', '') or default
+    choice = choice or getattr(args, 'discriminator', '') or default
     net = discriminator_pkg.make_discriminator(args, choice, term=name)
     return Adversarial(relativistic=relativistic, n_colors=args.n_colors,
                        rgb_range=args.rgb_range, gan_k=args.gan_k, lr=args.lr,
                        betas=args.betas, eps=args.epsilon, weight_decay=args.weight_decay,
-                       discriminator=net, least_squares=least_squares)
+                       discriminator=net, view=view,
+                       least_squares=least_squares)

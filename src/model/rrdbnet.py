@@ -19,7 +19,14 @@ back to twice the LR size.  The trunk then runs at half the LR resolution (a qua
 x4 cost per output pixel) and x2 weights in BasicSR layout (RealESRGAN_x2plus.pth) load
 strictly.  An LR image with an odd side is padded by edge replication to even size and the
 output is cropped back, so any input size works (for example --chop tiles).
+
+Files in the old ESRGAN / mmsr layout (``RRDB_trunk.N.RDB1.conv1``, ``trunk_conv``,
+``upconv1``, ``upconv2``, ``HRconv``: plain state_dicts such as BebyGAN's
+``RRDB_warmup.pth`` and the SSL repository's ``RRDBBebyGANNet``) load too: their keys are
+renamed to the names above (``from_other_layout``), the network is the same.
 """
+import re
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -37,6 +44,19 @@ RESIDUAL_SCALE = 0.2
 def make_model(args):
     return RRDBNet(scale=args.scale[0], n_colors=args.n_colors, n_feats=args.n_feats,
                    n_rrdb=args.n_rrdb, growth=args.rrdb_growth, rgb_range=args.rgb_range)
+
+
+# Old ESRGAN / mmsr key names -> ours (prefixes; the RDB index within an RRDB by regex).
+_OLD_NAMES = (('RRDB_trunk.', 'body.'), ('trunk_conv.', 'conv_body.'), ('upconv1.', 'conv_up1.'),
+              ('upconv2.', 'conv_up2.'), ('HRconv.', 'conv_hr.'))
+
+
+def _rename_old_key(key):
+    for old, new in _OLD_NAMES:
+        if key.startswith(old):
+            key = new + key[len(old):]
+            break
+    return re.sub(r'\.RDB([123])\.', r'.rdb\1.', key)
 
 
 def _init_small(convs, gain):
@@ -110,30 +130,17 @@ class RRDBNet(nn.Module):
         self.conv_last = nn.Conv2d(n_feats, n_colors, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(0.2, inplace=True)
 
-    # KAIR / original ESRGAN key names -> BasicSR's (same tensors, same order)
-    OLD_NAMES = (('RRDB_trunk.', 'body.'), ('trunk_conv.', 'conv_body.'),
-                 ('upconv1.', 'conv_up1.'), ('upconv2.', 'conv_up2.'), ('HRconv.', 'conv_hr.'))
-
-    def adapt_to_state_dict(self, state_dict, source='state_dict'):
-        """Rename a KAIR / original-ESRGAN layout state_dict in place (x4 only: KAIR's x2
-        network has no pixel-unshuffle and one upsampling stage, another network)."""
+    def from_other_layout(self, state_dict):
+        """The old ESRGAN / mmsr / KAIR key names renamed to ours; other files unchanged.
+        x4 only: KAIR's x2 network (no pixel-unshuffle, one upsampling stage) is another
+        network."""
         if not any(k.startswith(('RRDB_trunk.', 'trunk_conv.')) for k in state_dict):
-            return
+            return state_dict
         if self.scale != 4:
-            raise utility.UserError(f'{source} holds the KAIR/ESRGAN RRDBNet layout, which '
-                                    f'this project reads at x4 only; use --scale 4')
-        renamed = {}
-        for key, value in state_dict.items():
-            new = key
-            for old, now in self.OLD_NAMES:
-                if new.startswith(old):
-                    new = now + new[len(old):]
-                    break
-            new = new.replace('.RDB1.', '.rdb1.').replace('.RDB2.', '.rdb2.').replace(
-                '.RDB3.', '.rdb3.')
-            renamed[new] = value
-        state_dict.clear()
-        state_dict.update(renamed)
+            raise utility.UserError(f'the weights hold the KAIR/ESRGAN RRDBNet layout (old key '
+                                    f'names), which this project reads at x4 only (got '
+                                    f'--scale {self.scale}); use --scale 4')
+        return {_rename_old_key(k): v for k, v in state_dict.items()}
 
     def forward(self, x):
         h, w = x.shape[-2:]
