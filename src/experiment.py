@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 import imageops
+import lr_set
 import utility
 
 CHECKPOINT = 'checkpoint.pt'
@@ -338,23 +339,38 @@ class Experiment:
         self._release_lock()
 
     # ------------------------------------------------------------------ metrics
-    def write_metrics(self, summary, rows, names=('psnr', 'ssim')):
-        """metrics.json ({dataset: {"x2": {name: mean}}}, 6 decimals) and metrics.csv (one row
-        per image: dataset, scale, image, then one column per metric of ``names``, 6 decimals)."""
+    def write_metrics(self, summary, rows, names=('psnr', 'ssim'), protocol=None):
+        """metrics.json ({dataset: {"x2": {name: mean}}}, 6 decimals, under "_lr_sets"
+        {dataset: {"x2": LR set}}, and ``"protocol": {switch: value}`` when given) and
+        metrics.csv (one row per image: dataset, scale, image, one column per metric of
+        ``names`` that has per-image values with 6 decimals - a metric of the whole set, FID,
+        is in metrics.json only - then the LR set's columns ``lr_set.FIELDS``); an LR set is
+        ``lr_set.identity``'s record of the images read."""
         if not self.writer:
             return
         rounded = {name: {scale: {key: round(value, 6) for key, value in means.items()}
                           for scale, means in per_scale.items()}
                    for name, per_scale in summary.items()}
+        if protocol:
+            rounded['protocol'] = dict(protocol)
+        names = [n for n in names if not rows or n in rows[0]]
+        sets = {}
+        for r in rows:
+            if r.get('lr_set') is not None and r['dataset'] in summary:
+                sets.setdefault(r['dataset'], {})[f'x{r["scale"]}'] = r['lr_set']
+        if sets:
+            rounded[lr_set.JSON_KEY] = sets
         # Strict JSON: a NaN or infinite score (a diverged model) is written as null.
         text = json.dumps(_strict_json(rounded), indent=2, allow_nan=False) + '\n'
         self._tracked_write('metrics.json', utility.atomic_write_text, self.dir / 'metrics.json',
                             text)
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator='\n')
-        w.writerow(['dataset', 'scale', 'image', *names])
+        w.writerow(['dataset', 'scale', 'image', *names, *lr_set.FIELDS])
         for r in rows:
-            w.writerow([r['dataset'], r['scale'], r['image'], *(f'{r[n]:.6f}' for n in names)])
+            ident = r.get('lr_set')
+            w.writerow([r['dataset'], r['scale'], r['image'], *(f'{r[n]:.6f}' for n in names),
+                        *(lr_set.csv_values(ident) if ident else [''] * len(lr_set.FIELDS))])
         self._tracked_write('metrics.csv', utility.atomic_write_text, self.dir / 'metrics.csv',
                             buf.getvalue())
 

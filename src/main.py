@@ -71,6 +71,7 @@ def run(argv=None):
     torch.manual_seed(args.seed)
     # Data, model and loss first: a mistake in them (missing folder, weights file, loss
     # settings) is reported before the run folder is created or an old one is archived.
+    data.refuse_training_on_test_sets(args)
     loader = data.Data(args, rank=rank, world_size=world_size)
     net = model_pkg.Model(args, device)
     if not args.test_only and not net.trainable_parameters():

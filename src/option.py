@@ -75,6 +75,13 @@ def _positive_float(text):
     return _number(float, text, lambda v: math.isfinite(v) and v > 0, 'a finite number > 0')
 
 
+def _crop_border(text):
+    """'edsr', 'scale' or a number of pixels >= 0."""
+    if text in ('edsr', 'scale'):
+        return text
+    return _number(int, text, lambda v: v >= 0, "'edsr', 'scale' or an integer >= 0")
+
+
 def _unit_float(text):
     """A number in [0, 1): Adam's betas, the EMA decay."""
     return _number(float, text, lambda v: 0 <= v < 1, 'a number in [0, 1)')
@@ -123,6 +130,9 @@ def build_parser():
         help='how LR images are made: a file name in src/degradation/ (bicubic, realesrgan, '
              'realesrgan_ssl); other than bicubic, training synthesises LR from HR patches '
              'on the fly and test sets read LR_<name>/ folders made by src/degrade.py')
+    add('--test_degradation', type=str, default='',
+        help='the degradation whose LR_<name>/ folders the test sets read (default: '
+             '--degradation), e.g. mix: train on bsrgan, test on the mixed sets')
     add('--degradation_pool', type=_non_negative_int, default=0,
         help='Real-ESRGAN training-pair pool size per process (0 = off; the recipes use 180; '
              'a multiple of the per-process batch)')
@@ -175,6 +185,20 @@ def build_parser():
     add('--drop_path', type=_unit_float, default=0.1,
         help='SwinIR: stochastic-depth rate of the last block (training only)')
 
+    add = p.add_argument_group('model: DiffSR (diffusion)', 'docs/diffusion.md').add_argument
+    add('--unet_channels', type=_positive_int, nargs='+', default=(64, 128, 256), metavar='C',
+        help='DiffSR: UNet features per level (each further level halves the size)')
+    add('--unet_layers', type=_positive_int, default=2, help='DiffSR: ResNet blocks per UNet level')
+    add('--unet_attention', action='store_true',
+        help='DiffSR: self-attention in the lowest UNet level')
+    add('--diffusion_steps', type=_positive_int, default=20,
+        help='DiffSR: sampling steps in evaluation (of the 1000 training steps)')
+    add('--diffusion_sampler', type=str, default='ddim', choices=('ddim', 'dpm'),
+        help='DiffSR: sampler in evaluation: DDIM (eta 0, x0 clipped to the image range) or '
+             'DPM-Solver++ (2nd order)')
+    add('--sample_seed', type=_seed, default=0,
+        help='DiffSR: seed of the starting noise in evaluation (mixed with each input image)')
+
     add = p.add_argument_group('training', 'epochs and batches (docs/training.md)').add_argument
     add('--test_every', type=_positive_int, default=1000, help='batches per epoch')
     add('--epochs', type=_positive_int, default=300, help='number of epochs')
@@ -191,14 +215,34 @@ def build_parser():
              'or Set5:4:lpips (default: the first of --data_test, --scale and --metrics)')
     add('--metrics', type=str, default='psnr+ssim',
         help='evaluation metrics joined by "+", any of the files in src/metric/: psnr, ssim, '
-             'lpips, lpips_vgg, dists (any case)')
+             'lpips, lpips_vgg, dists, fid (per set), niqe, musiq, clipiqa (any case)')
     add('--metric_weights', type=str, default='',
-        help='folder searched first for the LPIPS/DISTS weight files (backbones under '
-             'torchvision\'s names, alex.pth, vgg.pth, weights.pt); default: torch hub\'s '
-             'checkpoints folder and the installed lpips / DISTS_pytorch packages')
+        help='folder searched first for the metrics\' weight files, under their published '
+             'names (backbones, alex.pth, vgg.pth, weights.pt, niqe_pris_params.npz, '
+             'pt_inception-2015-12-05-6726825d.pth, musiq_koniq_ckpt-e95806b9.pth, RN50.pt); '
+             'default: torch hub\'s checkpoints folder and the installed packages')
     add('--chop', action='store_true', help='tiled forward pass to save memory')
     add('--chop_size', type=_positive_int, default=160000,
         help='with --chop: largest LR tile area in pixels before splitting again')
+
+
+    add = p.add_argument_group('evaluation protocol (see docs/metrics.md)').add_argument
+    add('--protocol', type=str, default='edsr', choices=tuple(template.PROTOCOLS),
+        help='a set of the switches below: edsr (the defaults: EDSR-PyTorch\'s conventions) or '
+             'ssl_paper (BasicSR\'s, as the SSL paper: float Y, border = scale on every set, '
+             'HR mod-crop 12, DIV2K 801-900 measured as a benchmark); switches given on the '
+             'command line override it')
+    add('--y_channel', type=str, default='rounded', choices=('rounded', 'float'),
+        help='PSNR/SSIM luminance on benchmark sets: rounded to integers as MATLAB\'s '
+             'rgb2ycbcr on 8-bit images (EDSR) or the unrounded value (BasicSR)')
+    add('--crop_border', type=_crop_border, default='edsr',
+        help='pixels shaved from each side for every metric: edsr (scale on benchmark sets, '
+             'scale + 6 on DIV2K), scale (scale on every set), or a number')
+    add('--hr_modcrop', type=_non_negative_int, default=0,
+        help='crop each test HR image to a multiple of this before making its LR (a multiple '
+             'of every --scale, e.g. 12); 0: a multiple of the scale')
+    add('--div2k_benchmark', action='store_true',
+        help='measure DIV2K test images as benchmark sets (Y channel, benchmark border)')
 
     add = p.add_argument_group(
         'optimisation', 'optimizer, lr schedule, weight average').add_argument
@@ -253,13 +297,37 @@ def build_parser():
         'GAN, RGAN, UGAN, VGG22, VGG54, PERCEPTUAL (docs/recipes.md)').add_argument
     add('--gan_k', type=_positive_int, default=1,
         help='GAN: discriminator updates per generator step')
+    add('--discriminator', type=str, default='',
+        help='GAN-type terms: the discriminator, a file name in src/discriminator/ (vgg, '
+             'vgg128, vgg192, vgg256, unet, ...); empty = the term\'s own (GAN/RGAN: vgg, '
+             'UGAN: unet)')
     add('--d_pre_train', type=str, default='',
-        help='UGAN: start the U-Net discriminator from BasicSR-layout weights, e.g. '
+        help='GAN-type terms: start the discriminator from a file in its official layout '
+             '(plain state_dict or BasicSR {"params": ...}), loaded strictly, e.g. '
              'RealESRGAN_x4plus_netD.pth')
     add('--vgg_criterion', type=str, default='mse', choices=('mse', 'l1'),
         help='distance between VGG features: mse (EDSR-PyTorch) or l1 (ESRGAN/SSL recipe)')
     add('--vgg_weights', type=str, default='',
-        help='VGG19 weights (torchvision vgg19 state_dict layout) for VGG22/VGG54')
+        help='VGG19 weights (torchvision vgg19 state_dict layout) for VGG22/VGG54/PERCEPTUAL; '
+             'default: vgg19-dcbb9e9d.pth in torch hub\'s checkpoints folder '
+             '($TORCH_HOME/hub/checkpoints)')
+
+    add = p.add_argument_group(
+        'loss: SPSR, BebyGAN, RankSRGAN',
+        'GRAD_MSE, BRANCH_L1, GRAD_RGAN, BBL, BP, REGION_RGAN, RANK (docs/recipes.md)').add_argument
+    add('--perceptual_layers', type=str, default='',
+        help='PERCEPTUAL: VGG19 layers and weights, e.g. conv3_4:0.125+conv4_4:0.25+conv5_4:0.5 '
+             '(BebyGAN); default conv1_2:0.1+conv2_2:0.1+conv3_4:1+conv4_4:1+conv5_4:1')
+    add('--d_grad_pre_train', type=str, default='',
+        help='GRAD_RGAN: start its gradient-map discriminator (VGG-128) from BasicSR-layout '
+             'weights, e.g. SPSR\'s net_d_grad file')
+    add('--ranker_pre_train', type=str, default='',
+        help='RANK: the ranker\'s weights (a Ranker_VGG12_296 state_dict, e.g. '
+             'mmsr_Ranker_PI.pth)')
+    add('--rank_released', action='store_true',
+        help='RANK: as the released SSL code, score under no_grad with the ranker in training '
+             'mode (the term then never trains the generator); default: the paper\'s term, '
+             'gradient through the frozen ranker')
 
     add = p.add_argument_group('output', 'the run folder experiment/<save>/').add_argument
     add('--save', type=str, default='test', help='run name: outputs go to experiment/<save>')
@@ -334,6 +402,7 @@ def _derive(args, parser):
                          f'--data_test, SCALE in --scale and METRIC in --metrics, e.g. '
                          f'{args.data_test[0]}:{args.scale[0]}:{args.metrics[-1]}')
         args.best_key = (name, int(s), which)
+    _check_protocol(args, parser)
     import degradation
     args.degradation = args.degradation.lower()
     if args.degradation not in degradation.names():
@@ -341,6 +410,13 @@ def _derive(args, parser):
                      f'src/degradation/): {", ".join(degradation.names())}')
     if args.degradation != degradation.DEFAULT and len(args.scale) > 1:
         parser.error(f'--degradation {args.degradation} works at one scale; give one --scale')
+    args.test_degradation = args.test_degradation.lower()
+    if args.test_degradation and args.test_degradation not in degradation.names():
+        parser.error(f'unknown --test_degradation {args.test_degradation!r}; available (files '
+                     f'in src/degradation/): {", ".join(degradation.names())}')
+    if args.test_degradation not in ('', degradation.DEFAULT) and len(args.scale) > 1:
+        parser.error(f'--test_degradation {args.test_degradation} works at one scale; give one '
+                     f'--scale')
     # Parse the loss string here so that a bad one is refused before anything is built.
     import loss as loss_pkg
     try:
@@ -412,6 +488,18 @@ def _attach_dash_values(parser, argv):
     return out
 
 
+def _check_protocol(args, parser):
+    bad = [s for s in args.scale if args.hr_modcrop % s]
+    if args.hr_modcrop and bad:
+        parser.error(f'--hr_modcrop {args.hr_modcrop} is not a multiple of --scale {bad[0]}; '
+                     f'use a common multiple of the scales, e.g. 12 for 2+3+4')
+    explicit = 'div2k_benchmark' in getattr(args, '_given', ())
+    if args.div2k_benchmark and explicit and not any(n.lower() == 'div2k'
+                                                     for n in args.data_test):
+        parser.error('--div2k_benchmark changes how DIV2K test images are measured, and '
+                     '--data_test has no DIV2K; add DIV2K to --data_test or drop the flag')
+
+
 def _check_ssl_fits_patch(args, parser):
     """SSL needs search // 2 + 1 pixels per side of the smallest HR training patch."""
     if args.test_only or not any(t == 'SSL' for _, t in args.loss_terms):
@@ -437,6 +525,9 @@ def parse_args(argv=None):
     pre, _ = parser.parse_known_args(argv)
     defaults = template.defaults(pre.template, parser)
     parser.set_defaults(**defaults)
+    # The protocol's switches are defaults too (the command line wins).
+    pre, _ = parser.parse_known_args(argv)
+    parser.set_defaults(**template.PROTOCOLS[pre.protocol])
     args = parser.parse_args(argv)
     args._given = _given_flags(argv)
     args = _derive(args, parser)

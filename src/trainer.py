@@ -17,7 +17,8 @@ import metric as metric_pkg
 import utility
 from best import Best
 from ema import EMA
-from evaluate import MetricHistory, evaluate, first_test_image, format_scores
+from evaluate import (MetricHistory, describe_protocol, evaluate, first_test_image,
+                      format_scores, protocol_fields)
 
 
 def make_optimizer(args, params):
@@ -86,6 +87,7 @@ class Trainer:
             self.exp.log(f'Best model is chosen on {self.best.describe()}', echo=False)
         self.exp.log('Metrics: ' + ', '.join(f'{metric_pkg.label(n)} ({metric_pkg.direction(n)})'
                                              for n in args.metrics))
+        self.exp.log('Protocol: ' + describe_protocol(args))
         files = metric_pkg.weight_files(metric_pkg.build(args, device))
         if files:
             self.exp.log('Metric weights: ' + files, echo=False)
@@ -348,8 +350,8 @@ class Trainer:
         if training:
             self.history.start(self.epoch)
 
-        def report(name, scale, means):
-            line = format_scores(name, scale, means)
+        def report(name, scale, means, lr_set):
+            line = format_scores(name, scale, means, lr_set)
             if training:
                 self.history.add(name, scale, means)
                 if self.best.concerns(name, scale):
@@ -362,7 +364,7 @@ class Trainer:
                                      self._autocast, self.exp, report)
         if training:
             self.history.plot(self.exp, args.metrics)
-        self.exp.write_metrics(summary, rows, args.metrics)
+        self.exp.write_metrics(summary, rows, args.metrics, protocol_fields(args))
         self._pictures(summary)
         self.exp.log(f'Evaluation: {timer.toc():.1f}s', echo=not args.test_only)
         return any(found)

@@ -176,7 +176,8 @@ def _mismatched_files(tmp_path):
     }
 
 
-def test_vgg_bad_weights_are_user_errors(tmp_path):
+def test_vgg_bad_weights_are_user_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'no_torch_home'))    # no vgg19 file there
     for case, path in _mismatched_files(tmp_path).items():
         for module in (vgg22, vgg54):
             with pytest.raises(utility.UserError) as info:
@@ -195,7 +196,7 @@ def test_vgg_needs_rgb(vgg_file):
 
 def _tiny_term(relativistic, seed=0, **kw):
     torch.manual_seed(seed)
-    kw.setdefault('d_feats', 4)
+    kw.setdefault('discriminator', _adversarial.VGGStyleDiscriminator(3, 4))
     return _adversarial.Adversarial(relativistic=relativistic, lr=1e-3, **kw)
 
 

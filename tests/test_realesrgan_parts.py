@@ -11,7 +11,7 @@ import loss
 import option
 import utility
 from loss import _vgg
-from loss._unet_discriminator import UNetDiscriminatorSN
+from discriminator._unet_sn import UNetDiscriminatorSN
 from loss.perceptual import PerceptualLoss
 
 

@@ -1,6 +1,7 @@
-"""Adversarial loss terms GAN and RGAN (helper, not a loss type).
+"""Adversarial loss terms GAN, RGAN and UGAN (helper, not a loss type).
 
-The term owns its discriminator and the discriminator's Adam optimizer.  In training mode
+The term owns its discriminator (any network of src/discriminator/, chosen by
+--discriminator) and the discriminator's Adam optimizer.  In training mode
 each ``forward(sr, hr)`` first updates the discriminator ``gan_k`` times on ``sr.detach()``
 and ``hr``, then returns the generator's adversarial loss computed with the updated
 discriminator (EDSR-PyTorch's order).  In eval mode the discriminator is left unchanged.
@@ -22,50 +23,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import utility
+import discriminator as discriminator_pkg
+from discriminator._vgg_style import VGGStyleDiscriminator
 
-# Smallest input side: five stride-2 stages must leave at least one pixel.
-MIN_SIZE = 32
-
-
-class VGGStyleDiscriminator(nn.Module):
-    """ESRGAN's VGG-style discriminator ("VGG128"), for any input size >= 32.
-
-    Five stages of (3x3 conv, 4x4 stride-2 conv), BatchNorm and LeakyReLU(0.2) halve the
-    size five times (128 -> 4); widths nf, 2nf, 4nf, 8nf, 8nf.  An adaptive average pool
-    then gives 4x4 whatever the input size (identity at 128, so the network is ESRGAN's
-    there), and two linear layers (8nf*16 -> 100 -> 1) give one logit per image.
-    Parameter names follow BasicSR's VGGStyleDiscriminator.
-
-    forward: [B, n_colors, H, W] in [0, 1], H, W >= 32 -> [B, 1] logits (unbounded).
-    """
-
-    def __init__(self, n_colors=3, n_feats=64):
-        super().__init__()
-        widths = (n_feats, 2 * n_feats, 4 * n_feats, 8 * n_feats, 8 * n_feats)
-        self.conv0_0 = nn.Conv2d(n_colors, widths[0], 3, 1, 1, bias=True)
-        self.conv0_1 = nn.Conv2d(widths[0], widths[0], 4, 2, 1, bias=False)
-        self.bn0_1 = nn.BatchNorm2d(widths[0])
-        for i in range(1, 5):
-            setattr(self, f'conv{i}_0', nn.Conv2d(widths[i - 1], widths[i], 3, 1, 1, bias=False))
-            setattr(self, f'bn{i}_0', nn.BatchNorm2d(widths[i]))
-            setattr(self, f'conv{i}_1', nn.Conv2d(widths[i], widths[i], 4, 2, 1, bias=False))
-            setattr(self, f'bn{i}_1', nn.BatchNorm2d(widths[i]))
-        self.pool = nn.AdaptiveAvgPool2d(4)
-        self.linear1 = nn.Linear(widths[4] * 4 * 4, 100)
-        self.linear2 = nn.Linear(100, 1)
-        self.lrelu = nn.LeakyReLU(0.2, inplace=True)
-
-    def forward(self, x):
-        if min(x.shape[-2:]) < MIN_SIZE:
-            raise ValueError(f'discriminator input must be at least {MIN_SIZE} pixels a side, '
-                             f'got {tuple(x.shape[-2:])}')
-        feat = self.lrelu(self.bn0_1(self.conv0_1(self.lrelu(self.conv0_0(x)))))
-        for i in range(1, 5):
-            feat = self.lrelu(getattr(self, f'bn{i}_0')(getattr(self, f'conv{i}_0')(feat)))
-            feat = self.lrelu(getattr(self, f'bn{i}_1')(getattr(self, f'conv{i}_1')(feat)))
-        feat = self.pool(feat).flatten(1)
-        return self.linear2(self.lrelu(self.linear1(feat)))
+def _mse(scores, target):
+    """Mean squared distance of the scores to a constant label (LSGAN: 1.0 real, 0.0 fake)."""
+    return F.mse_loss(scores, torch.full_like(scores, target))
 
 
 def _bce(logits, target):
@@ -84,23 +47,37 @@ class Adversarial(nn.Module):
     without gradient.  Means are over the batch.  As in ESRGAN, the D loss back-propagates
     through both means (the SSL authors' BasicSR copy detaches them in the D step).
 
-    forward(sr, hr): [B, C, H, W] in [0, rgb_range], H, W >= 32 -> scalar generator loss.
+    least_squares True (LSGAN, Mao et al. 2017, as KAIR's ``GANLoss('lsgan')``): D loss
+    MSE(D(hr), 1) + MSE(D(sr), 0); generator loss MSE(D(sr), 1); means over every output.
+
+    forward(sr, hr): [B, C, H, W] in [0, rgb_range], sizes the discriminator takes -> scalar
+    generator loss (BCE means over every logit: per image or per pixel).
+    ``view`` (optional): what the discriminator sees instead of the images, a callable
+    ``(fake, real) -> (fake', real')`` on the [0, 1] images, used in its updates and in the
+    generator loss alike (keeping fake's graph): SPSR's gradient maps (GRAD_RGAN),
+    BebyGAN's images without their flat regions (REGION_RGAN).  An nn.Module view is a child
+    (its buffers travel with the term).
     ``last_d_loss``: mean discriminator loss of the last update (0-dim tensor) or None.
     """
 
     OWN_OPTIMIZER = True   # Loss.set_lr passes the generator's lr on
 
     def __init__(self, relativistic=False, n_colors=3, rgb_range=255, gan_k=1, lr=1e-4,
-                 betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, d_feats=64, sync_ddp=True,
-                 discriminator=None):
+                 betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, sync_ddp=True,
+                 discriminator=None, view=None,
+                 least_squares=False):
         super().__init__()
+        if relativistic and least_squares:
+            raise ValueError('relativistic and least_squares exclude each other')
         self.relativistic = relativistic
+        self.view = view
+        self.least_squares = least_squares
         self.rgb_range = rgb_range
         self.gan_k = gan_k
         self.sync_ddp = sync_ddp
-        # default: ESRGAN's VGG-style discriminator; UGAN passes the U-Net one
-        self.discriminator = (VGGStyleDiscriminator(n_colors, d_feats) if discriminator is None
-                              else discriminator)
+        # default: ESRGAN's VGG-style network for any patch >= 32 (the registry's 'vgg')
+        self.discriminator = (VGGStyleDiscriminator(n_colors)
+                              if discriminator is None else discriminator)
         self.optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=lr,
                                           betas=tuple(betas), eps=eps,
                                           weight_decay=weight_decay)
@@ -133,11 +110,16 @@ class Adversarial(nn.Module):
         with torch.autocast(sr.device.type, enabled=False):
             fake = sr.float() / self.rgb_range
             real = hr.detach().float() / self.rgb_range
+            if self.view is not None:
+                fake, real = self.view(fake, real)
+                real = real.detach()
             if self.training:
                 self._update_discriminator(fake.detach(), real)
             return self._generator_loss(fake, real)
 
     def _discriminator_loss(self, d_real, d_fake):
+        if self.least_squares:
+            return _mse(d_real, 1.0) + _mse(d_fake, 0.0)
         if self.relativistic:
             return (_bce(d_real - d_fake.mean(), 1.0) + _bce(d_fake - d_real.mean(), 0.0)) / 2
         return _bce(d_real, 1.0) + _bce(d_fake, 0.0)
@@ -164,6 +146,8 @@ class Adversarial(nn.Module):
             p.requires_grad_(False)
         try:
             d_fake = self.discriminator(fake)
+            if self.least_squares:
+                return _mse(d_fake, 1.0)
             if not self.relativistic:
                 return _bce(d_fake, 1.0)
             with torch.no_grad():
@@ -206,25 +190,16 @@ class Adversarial(nn.Module):
             offset += g.numel()
 
 
-def make_adversarial(args, relativistic, unet=False):
-    """The GAN / RGAN term (VGG-style discriminator) or UGAN (unet: U-Net SN) for ``args``."""
-    name = 'UGAN' if unet else 'RGAN' if relativistic else 'GAN'
-    discriminator = None
-    if unet:
-        from ._unet_discriminator import UNetDiscriminatorSN
-        if args.patch_size % 8:
-            raise utility.UserError(f'UGAN needs --patch_size a multiple of 8 (its U-Net '
-                                    f'halves the size three times), got {args.patch_size}')
-        discriminator = UNetDiscriminatorSN(args.n_colors)
-        if getattr(args, 'd_pre_train', ''):
-            import model as model_pkg
-            source = f'--d_pre_train {args.d_pre_train}'
-            model_pkg.load_state_dict_explained(
-                discriminator, utility.load_pt(args.d_pre_train, source), source)
-    elif args.patch_size < MIN_SIZE:
-        raise utility.UserError(f'{name} needs --patch_size >= {MIN_SIZE} (its discriminator '
-                                f'halves the size five times), got {args.patch_size}')
+def make_adversarial(args, relativistic, default='vgg', name=None, view=None, choice=None,
+                     least_squares=False):
+    """The GAN-type term for ``args``: vanilla (BCE), relativistic-average or least-squares
+    (LSGAN), playing against ``choice`` or else ``--discriminator`` (``default`` when the flag
+    is empty), started from --d_pre_train; ``view``: see Adversarial."""
+    name = name or ('LSGAN' if least_squares else 'RGAN' if relativistic else 'GAN')
+    choice = choice or getattr(args, 'discriminator', '') or default
+    net = discriminator_pkg.make_discriminator(args, choice, term=name)
     return Adversarial(relativistic=relativistic, n_colors=args.n_colors,
                        rgb_range=args.rgb_range, gan_k=args.gan_k, lr=args.lr,
                        betas=args.betas, eps=args.epsilon, weight_decay=args.weight_decay,
-                       discriminator=discriminator)
+                       discriminator=net, view=view,
+                       least_squares=least_squares)

@@ -27,7 +27,10 @@
 
 and the network may define ``adapt_to_state_dict(state_dict, source)``, called before a
 strict load to rebuild what depends on the file's shapes (SwinIR's img_size); a
-``load_note`` it sets is written to the run log.
+``load_note`` it sets is written to the run log; and ``from_other_layout(state_dict)``,
+which returns a file's state_dict under the network's own key names when the file is in
+another published layout (RRDBNet: the old ESRGAN / mmsr names of BebyGAN's files), and
+the state_dict unchanged otherwise.
 
 :class:`Model` wraps the network: it loads ``--pre_train``, and in eval mode applies
 ``--self_ensemble`` (x8 geometric ensemble) and ``--chop`` (overlapping tiles).  Its
@@ -143,7 +146,7 @@ def _summary(items, limit=4):
     return f'{len(items)} ({shown}{more})'
 
 
-def load_state_dict_explained(net, state_dict, source='state_dict', lenient=()):
+def load_state_dict_explained(net, state_dict, source='state_dict', lenient=(), hint=None):
     """Load ``state_dict`` into ``net`` strictly, explaining any mismatch.
 
     Prefixes 'module.' / '_orig_mod.' are stripped and wrapping dicts unwrapped (see
@@ -151,9 +154,13 @@ def load_state_dict_explained(net, state_dict, source='state_dict', lenient=()):
     in one UserError line (a few names each, then a count), except keys starting with
     one of the ``lenient`` prefixes (a model's scale-dependent upsampler, when
     fine-tuning from another scale): those keep the model's own initial values.
+    hint: what the error line says to do (default: check --model, --scale and size flags).
     Returns the sorted list of such skipped keys (empty for a strict load).
     """
     weights = extract_state_dict(state_dict, source)
+    convert = getattr(net, 'from_other_layout', None)
+    if convert is not None:
+        weights = convert(weights)
     adapt = getattr(net, 'adapt_to_state_dict', None)
     if adapt is not None:
         adapt(weights, source)
@@ -174,9 +181,10 @@ def load_state_dict_explained(net, state_dict, source='state_dict', lenient=()):
         if wrong:
             parts.append('wrong shapes (file vs model) ' + _summary(
                 [f'{k} {list(weights[k].shape)} vs {list(expected[k].shape)}' for k in wrong]))
+        hint = hint or ('check --model, --scale and the size flags (--n_resblocks, '
+                        '--n_feats, ...) against the weights')
         raise utility.UserError(
-            f'{source} does not fit {type(net).__name__}: {"; ".join(parts)}; check --model, '
-            f'--scale and the size flags (--n_resblocks, --n_feats, ...) against the weights')
+            f'{source} does not fit {type(net).__name__}: {"; ".join(parts)}; {hint}')
     if skipped:
         kept = {k: v for k, v in weights.items() if k not in skipped}
         kept.update({k: v for k, v in expected.items() if k in skipped})

@@ -1,4 +1,4 @@
-"""Real-ESRGAN's U-Net discriminator with spectral normalisation (helper, not a loss type).
+"""Real-ESRGAN's U-Net discriminator with spectral normalisation (helper of unet.py).
 
 Layer for layer as BasicSR's ``UNetDiscriminatorSN`` (num_in_ch, num_feat 64,
 skip_connection True), with its parameter names, so the released
