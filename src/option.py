@@ -197,6 +197,8 @@ def build_parser():
         help='SwinIR: conv closing each residual group (3conv: SwinIR-L)')
     add('--drop_path', type=_unit_float, default=0.1,
         help='SwinIR: stochastic-depth rate of the last block (training only)')
+
+    add = p.add_argument_group('model: DiffSR (diffusion)', 'docs/diffusion.md').add_argument
     add('--unet_channels', type=_positive_int, nargs='+', default=(64, 128, 256), metavar='C',
         help='DiffSR: UNet features per level (each further level halves the size)')
     add('--unet_layers', type=_positive_int, default=2, help='DiffSR: ResNet blocks per UNet level')
