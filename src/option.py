@@ -166,6 +166,15 @@ def build_parser():
              '(lightweight), nearest+conv (real-world, x4)')
     add('--resi_connection', type=str, default='1conv', choices=('1conv', '3conv'),
         help='SwinIR: conv closing each residual group (3conv: SwinIR-L)')
+    add('--m_elan', type=_positive_int, default=36, help='ELAN: attention blocks (ELAB)')
+    add('--c_elan', type=_positive_int, default=180, help='ELAN: features (a multiple of 3)')
+    add('--elan_windows', type=_positive_int, nargs=3, default=(4, 8, 16), metavar='W',
+        help='ELAN: window sides of the three attention groups')
+    add('--r_expand', type=_positive_int, default=2, help='ELAN: local-feature expansion')
+    add('--n_share', type=_non_negative_int, default=0,
+        help='ELAN: blocks reusing the attention maps after each computing one')
+    add('--elan_img_range', type=_positive_float, default=255.0,
+        help='ELAN: the network scales mean-subtracted [0, 1] images by this (official 255)')
     add('--drop_path', type=_unit_float, default=0.1,
         help='SwinIR: stochastic-depth rate of the last block (training only)')
 
@@ -279,6 +288,7 @@ def _derive(args, parser):
     # Lists from the command line, tuples from a default: one type for the read-only args.
     args.betas = tuple(args.betas)
     args.depths, args.num_heads = tuple(args.depths), tuple(args.num_heads)
+    args.elan_windows = tuple(args.elan_windows)
     args.data_test = _split(args.data_test, '--data_test', parser)
     try:
         args.decay = [int(d) for d in args.decay.split('-')]
