@@ -242,9 +242,8 @@ def build_parser():
     add('--gan_k', type=_positive_int, default=1,
         help='GAN: discriminator updates per generator step')
     add('--discriminator', type=str, default='',
-        help='GAN-type terms: the discriminator, a file name in src/discriminator/ (vgg, '
-             'vgg128, vgg192, vgg256, unet, ...); empty = the term\'s own (GAN/RGAN: vgg, '
-             'UGAN: unet)')
+        help='GAN-type terms: the discriminator, a file name in src/discriminator/ (e.g. '
+             'vgg128); empty = the term\'s own (GAN/RGAN: vgg, UGAN: unet)')
     add('--d_pre_train', type=str, default='',
         help='GAN-type terms: start the discriminator from a file in its official layout '
              '(plain state_dict or BasicSR {"params": ...}), loaded strictly, e.g. '

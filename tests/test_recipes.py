@@ -159,3 +159,78 @@ def test_ssl_fixture_against_the_live_official_code():
     fixture = torch.load(DATA / 'ssl_loss.pt', weights_only=True)
     value = make_ssl_fixtures.official_ssl_term(None, fixture['hr'].float() / 255, fixture['sr'])
     assert value.item() == pytest.approx(fixture['value'].item(), rel=1e-5)
+
+
+# Small generators in the official layout (the recipe's network shape, fewer blocks), so a
+# training iteration at the recipe's own patch size (the discriminator's input) stays short.
+SMALL_GENERATOR = {
+    'ESRGAN_SSL': ['--n_rrdb', 1, '--n_feats', 8, '--rrdb_growth', 4],
+    'LDL_SSL': ['--n_rrdb', 1, '--n_feats', 8, '--rrdb_growth', 4],
+    'RealESRGAN_SSL': ['--n_rrdb', 1, '--n_feats', 8, '--rrdb_growth', 4,
+                       '--degradation_pool', 2],
+    'ELANGAN_SSL': ['--m_elan', 2, '--c_elan', 12],
+    'SwinIRGAN_SSL': ['--depths', 2, '--num_heads', 2, '--embed_dim', 12],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('recipe', sorted(RECIPES))
+def test_recipe_trains_from_official_layout_files(recipe, tmp_path, tiny_data, vgg_file):
+    """One iteration through the CLI from a generator file ({'params': ...}) and a
+    discriminator file in the recipe's official layouts; batch 2, SSL windows 11/5."""
+    import discriminator
+    import model
+    from cli import run_main
+    small = SMALL_GENERATOR[recipe]
+    args = make_args('--template', recipe, *small, '--vgg_weights', vgg_file)
+    net_g = model.Model(args, 'cpu').get_model()
+    g_file, d_file = tmp_path / 'net_g.pth', tmp_path / 'net_d.pth'
+    torch.save({'params': official_ssl.random_state(net_g.state_dict(), seed=1)}, g_file)
+    net_d = discriminator.make_discriminator(args, args.discriminator)
+    d_state = official_ssl.random_state(net_d.state_dict(), seed=2)
+    torch.save({'params': d_state}, d_file)
+    exp = tmp_path / 'exp'
+    if args.degradation != 'bicubic':      # its test set is degraded once, seeded
+        import shutil
+        import subprocess
+        import sys
+        from cli import REPO
+        tiny_data = shutil.copytree(tiny_data, tmp_path / 'data')
+        made = subprocess.run([sys.executable, str(REPO / 'src' / 'degrade.py'), '--dir_data',
+                               str(tiny_data), '--data_test', 'Tiny', '--scale', '4',
+                               '--degradation', args.degradation, '--seed', '0'],
+                              capture_output=True, text=True, timeout=300)
+        assert made.returncode == 0, made.stderr[-2000:]
+    proc = run_main(['--template', recipe, *small, '--pre_train', g_file, '--d_pre_train', d_file,
+                     '--vgg_weights', vgg_file, '--batch_size', 2, '--test_every', 1,
+                     '--epochs', 1, '--ssl_search', 11, '--ssl_window', 5,
+                     '--data_train', 'Sample', '--data_test', 'Tiny', '--dir_data', tiny_data,
+                     '--n_threads', 0, '--save', 'run'], exp_root=exp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    term = 'UGAN' if recipe == 'RealESRGAN_SSL' else 'RGAN'
+    for name in (term, 'SSL', 'L1'):
+        assert f'{name}:' in proc.stdout, proc.stdout[-2000:]
+    saved = torch.load(exp / 'run' / 'checkpoint.pt', weights_only=True)['loss']
+    prefix = f'terms.{term}.discriminator.'
+    moved = max((saved[prefix + k].float() - v.float()).abs().max().item()
+                for k, v in d_state.items() if v.is_floating_point() and 'running' not in k
+                and not k.endswith(('weight_u', 'weight_v')))
+    assert moved < 1e-2          # one Adam step (lr 1e-4) from the file, not a fresh network
+
+
+def test_a_discriminator_file_of_another_layout_is_refused_by_each_recipe(tmp_path, vgg_file):
+    import discriminator
+    for recipe in sorted(RECIPES):
+        args = make_args('--template', recipe)
+        other = 'vgg192' if args.discriminator != 'vgg192' else 'vgg128'
+        net = discriminator.make_discriminator(
+            make_args('--template', recipe, '--patch_size', 192 if other == 'vgg192' else 128),
+            other)
+        path = tmp_path / f'{other}.pth'
+        torch.save({'params': net.state_dict()}, path)
+        with pytest.raises(Exception) as info:
+            loss.Loss(make_args('--template', recipe, '--d_pre_train', path,
+                                '--vgg_weights', vgg_file))
+        message = str(info.value)
+        assert type(info.value).__name__ == 'UserError', message
+        assert f'not a {args.discriminator} discriminator' in message, message
