@@ -9,6 +9,11 @@ bicubic baseline (MATLAB imresize of the LR image) and in each run's SR image
 ``--save_results``), each labelled with its name and that image's metrics: for a run,
 every metric column of its metrics.csv (psnr, ssim, and any other the run computed); for
 bicubic, the scores of the evaluation (``evaluate.score_image``) computed here.
+
+The runs must have been evaluated on the same LR images (``lr_set``: bicubic, or one degraded
+set by its manifest digest); the bicubic panel then upscales those LR images.  The HR and LR
+images come from ``--dir_data``, by default the one the first run was evaluated with (its
+config.txt).
 """
 import csv
 import math
@@ -23,11 +28,12 @@ if __package__ in (None, ''):
 import numpy as np  # noqa: E402
 
 import figures  # noqa: E402
+import lr_set  # noqa: E402
 import option  # noqa: E402
 import utility  # noqa: E402
 
-# metrics.csv columns that name the row; every other column is a metric.
-KEY_COLUMNS = ('dataset', 'scale', 'image')
+# metrics.csv columns that name the row or its LR images; every other column is a metric.
+KEY_COLUMNS = ('dataset', 'scale', 'image', *lr_set.FIELDS)
 
 
 def _box(text):
@@ -47,14 +53,16 @@ def build_parser():
     p.add_argument('--runs', type=str, nargs='+', required=True,
                    help='run names in experiment/ (or run folders) evaluated with --save_results')
     p.add_argument('--dataset', type=str, default='Set5', help='test set name')
-    p.add_argument('--image', type=str, required=True, help='image name without extension')
+    p.add_argument('--image', type=str, required=True,
+                   help='image name, e.g. baby (an image extension such as .png is dropped)')
     p.add_argument('--box', type=_box, required=True, metavar='X,Y,W,H',
                    help='crop in HR pixels: left, top, width, height')
     p.add_argument('--scale', type=option._positive_int, default=None,
                    help='scale of the results (default: the one scale the runs saved)')
-    p.add_argument('--dir_data', type=str, default=str(utility.DEFAULT_DATA_DIR),
-                   help='dataset root holding benchmark/<dataset>/HR (the HR image and, when '
-                        'present, LR_bicubic)')
+    p.add_argument('--dir_data', type=str, default='',
+                   help='dataset root holding benchmark/<dataset>/HR (the HR image and the LR '
+                        'images); default: the --dir_data of the first run that names one '
+                        '(its config.txt), else the bundled dataset/ folder')
     p.add_argument('--out', type=str, required=True, help='figure file (.png, .pdf or .svg)')
     return p
 
@@ -93,8 +101,39 @@ def find_scale(folders, dataset, image, scale):
     return found.pop()
 
 
+def run_setting(folder, key):
+    """The value of ``key`` in a run's config.txt (the last run of the folder), or None."""
+    try:
+        text = (Path(folder) / 'config.txt').read_text(encoding='utf-8', errors='replace')
+    except OSError:
+        return None
+    found = None
+    for line in text.splitlines():
+        if line.startswith(f'{key}: '):
+            found = line[len(key) + 2:]
+    return found
+
+
+def data_dir(opts, folders):
+    """--dir_data, else the first run's own --dir_data that exists, else the bundled data."""
+    if opts.dir_data:
+        return opts.dir_data
+    for folder in folders:
+        value = run_setting(folder, 'dir_data')
+        if value and Path(value).expanduser().is_dir():
+            return str(Path(value).expanduser())
+    return str(utility.DEFAULT_DATA_DIR)
+
+
+def image_stem(name):
+    """``--image`` without an image file extension ('108005.png' -> '108005')."""
+    from data._image import is_image_file
+    return Path(name).stem if is_image_file(Path(name)) else name
+
+
 def read_metrics(folder, dataset, scale, image):
-    """{metric: float} of one image from a run's metrics.csv (every non-key column)."""
+    """({metric: float}, LR set or None) of one image from a run's metrics.csv: every
+    non-key column, and the LR images it was scored on (``lr_set.from_csv_row``)."""
     path = folder / 'metrics.csv'
     if not path.is_file():
         raise utility.UserError(f'run {folder.name} has no metrics.csv; evaluate it on '
@@ -111,7 +150,7 @@ def read_metrics(folder, dataset, scale, image):
                         out[key] = float(value)
                     except ValueError:
                         continue
-                return out
+                return out, lr_set.from_csv_row(row)
     raise utility.UserError(f'{path} has no row for {dataset} x{scale} {image}; evaluate the '
                             f'run on {dataset} at x{scale}')
 
@@ -129,11 +168,24 @@ def hr_image(dir_data, folders, dataset, image, scale):
                             f'saved it (--save_gt); give the dataset root with --dir_data')
 
 
-def bicubic(hr, dir_data, dataset, image, scale):
-    """uint8 [h*s, w*s, 3]: the LR image (LR_bicubic file or MATLAB bicubic of HR) upscaled."""
+def bicubic(hr, dir_data, dataset, image, scale, lr=None):
+    """uint8 [h*s, w*s, 3]: the LR image upscaled: of the degraded set ``lr`` (the runs' LR
+    set, checked against the folder's manifest), else the LR_bicubic file or MATLAB bicubic
+    of HR."""
     from data._image import read_image, set_channels
     from data._srdata import bicubic_lr, bicubic_up, lr_file
-    lr_dir = Path(dir_data) / 'benchmark' / dataset / 'LR_bicubic' / f'X{scale}'
+    folder = Path(dir_data) / 'benchmark' / dataset
+    if lr is not None and lr['degradation'] != 'bicubic':
+        lr_dir = folder / f'LR_{lr["degradation"]}' / f'X{scale}'
+        here = lr_set.identity(folder, lr['degradation'], scale)
+        path = lr_file(lr_dir, Path(image + '.png'), scale) if lr_dir.is_dir() else None
+        if here != lr or path is None:
+            found = lr_set.describe(here) if path is not None else f'no LR of {image}'
+            raise utility.UserError(
+                f'the runs were evaluated on {dataset} x{scale} LR images {lr_set.describe(lr)}, '
+                f'but {lr_dir} holds {found}; give the --dir_data the runs used')
+        return bicubic_up(set_channels(read_image(path), 3), scale)
+    lr_dir = folder / 'LR_bicubic' / f'X{scale}'
     path = lr_file(lr_dir, Path(image + '.png'), scale) if lr_dir.is_dir() else None
     lr = set_channels(read_image(path), 3) if path is not None else bicubic_lr(hr, scale)
     return bicubic_up(lr, scale)
@@ -156,33 +208,37 @@ def collect(opts):
     panels {'name', 'image' (uint8 [H, W, 3]), 'metrics' {name: float}}: HR, Bicubic, runs."""
     from data._image import read_image, set_channels
     folders = [run_dir(r) for r in opts.runs]
-    scale = find_scale(folders, opts.dataset, opts.image, opts.scale)
+    image = image_stem(opts.image)
+    dir_data = data_dir(opts, folders)
+    scale = find_scale(folders, opts.dataset, image, opts.scale)
     srs = []
     for folder in folders:
-        path = folder / f'results-{opts.dataset}' / f'{opts.image}_x{scale}_SR.png'
+        path = folder / f'results-{opts.dataset}' / f'{image}_x{scale}_SR.png'
         if not path.is_file():
             raise utility.UserError(f'run {folder.name} has no {path.relative_to(folder)}; '
                                     f'evaluate it with --save_results --data_test {opts.dataset} '
                                     f'--scale {scale}')
         srs.append((folder, set_channels(read_image(path), 3)))
-    hr, _ = hr_image(opts.dir_data, folders, opts.dataset, opts.image, scale)
+    scored = [read_metrics(folder, opts.dataset, scale, image) for folder, _ in srs]
+    lr_set.refuse_mixed([(folder.name, lr) for (folder, _), (_, lr) in zip(srs, scored)],
+                        f'{opts.dataset} x{scale}')
+    hr, _ = hr_image(dir_data, folders, opts.dataset, image, scale)
     h, w = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
     hr = np.ascontiguousarray(hr[:h, :w])
-    up = bicubic(hr, opts.dir_data, opts.dataset, opts.image, scale)
+    up = bicubic(hr, dir_data, opts.dataset, image, scale, scored[0][1])
     panels = [{'name': 'HR', 'image': hr, 'metrics': {}},
               {'name': f'Bicubic x{scale}', 'image': up,
-               'metrics': bicubic_metrics(up, hr, scale, opts.dataset, opts.image)}]
-    for folder, sr in srs:
+               'metrics': bicubic_metrics(up, hr, scale, opts.dataset, image)}]
+    for (folder, sr), (metrics, _) in zip(srs, scored):
         if sr.shape != hr.shape:
-            raise utility.UserError(f'run {folder.name}: its {opts.image} SR image is '
+            raise utility.UserError(f'run {folder.name}: its {image} SR image is '
                                     f'{sr.shape[1]}x{sr.shape[0]}, the HR image {w}x{h}; it was '
                                     f'made from another image')
-        panels.append({'name': folder.name, 'image': sr,
-                       'metrics': read_metrics(folder, opts.dataset, scale, opts.image)})
+        panels.append({'name': folder.name, 'image': sr, 'metrics': metrics})
     x, y, bw, bh = opts.box
     if x < 0 or y < 0 or x + bw > w or y + bh > h:
         raise utility.UserError(f'--box {x},{y},{bw},{bh} is outside the {w}x{h} image '
-                                f'({opts.dataset}/{opts.image} at x{scale}); keep X+W <= {w} and '
+                                f'({opts.dataset}/{image} at x{scale}); keep X+W <= {w} and '
                                 f'Y+H <= {h}')
     return hr, panels, scale
 
@@ -237,7 +293,7 @@ def run(argv=None):
     opts = build_parser().parse_args(argv)
     figures.check_path(opts.out)
     hr, panels, scale = collect(opts)
-    title = f'{opts.dataset} {opts.image} x{scale}'
+    title = f'{opts.dataset} {image_stem(opts.image)} x{scale}'
     fig = make_figure(hr, panels, opts.box, title)
     figures.save(fig, opts.out)
     print(f'wrote {opts.out}: ' + '; '.join(

@@ -188,6 +188,23 @@ def analyse(hr, sr, opts, pixels=None):
 
 
 # ---------------------------------------------------------------------------- figure
+def block_shares(contrib, blocks_across=40):
+    """(sums, size): the per-pixel shares [H, W] (NaN off the mask) summed over size x size
+    blocks, so that the loss's location shows at the figure's scale; size is about 1/40 of the
+    longer side, at least 4 pixels.  The sums add up to the loss."""
+    h, w = contrib.shape
+    size = max(4, int(round(max(h, w) / blocks_across)))
+    ph, pw = -h % size, -w % size
+    filled = np.pad(np.nan_to_num(contrib, nan=0.0), ((0, ph), (0, pw)))
+    sums = filled.reshape((h + ph) // size, size, (w + pw) // size, size).sum(axis=(1, 3))
+    return sums, size
+
+
+def symlog_ticks(lim):
+    """Colour-bar ticks of SymLogNorm(lim / 100, vmin=-lim, vmax=lim): 0, +-lim/10, +-lim."""
+    return [-lim, -lim / 10, 0.0, lim / 10, lim]
+
+
 def make_figure(hr, result, title):
     """matplotlib Figure (Agg) of ``analyse``'s result for hr [1, C, H, W] in [0, 1]."""
     from matplotlib.colors import PowerNorm, SymLogNorm
@@ -219,11 +236,23 @@ def make_figure(hr, result, title):
     ax.set_axis_off()
 
     ax = fig.add_subplot(grid[0, 2:4])
-    ax.imshow(image.mean(2), cmap='gray', vmin=0, vmax=1, alpha=0.35, interpolation='nearest')
-    contrib = np.ma.masked_invalid(result['contrib'])
-    im = ax.imshow(contrib, cmap='inferno', interpolation='nearest')
-    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
-    ax.set_title(f'each masked pixel\'s share of SSL (sum = {result["loss"]:.4g})', fontsize=9)
+    ax.imshow(image.mean(2), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+    blocks, size = block_shares(result['contrib'])
+    shown = np.ma.masked_less_equal(blocks, 0)
+    if shown.count():
+        # Square-root colours from 0: the blocks that hold most of the loss stand out, and
+        # small shares stay visible (a linear scale left them black, a log scale made every
+        # edge look alike).
+        norm = PowerNorm(0.5, vmin=0, vmax=float(shown.max()))
+        im = ax.imshow(shown, cmap='plasma', norm=norm, alpha=0.9, interpolation='nearest',
+                       extent=(-0.5, blocks.shape[1] * size - 0.5,
+                               blocks.shape[0] * size - 0.5, -0.5))
+        bar = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, format='%.1e')
+        bar.ax.tick_params(labelsize=7)
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_title(f'where SSL sits: each {size}x{size} block\'s share (colour ~ sqrt)\nblocks sum '
+                 f'to the loss, {result["loss"]:.4g}; uncoloured: no masked pixel', fontsize=9)
     ax.set_axis_off()
 
     for k, px in enumerate(pixels, 1):
@@ -249,7 +278,13 @@ def make_figure(hr, result, title):
         ax = fig.add_subplot(grid[k, 3])
         im = ax.imshow(diff, cmap='RdBu_r', norm=SymLogNorm(lim / 100, vmin=-lim, vmax=lim),
                        interpolation='nearest')
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        # Symlog's default ticks crowd around 0 (+-lim/100 and the decades next to it); one
+        # tick per decade from the linear range out (a sixth of the bar or more apart) does not.
+        ticks = symlog_ticks(lim)
+        bar.set_ticks(ticks)
+        bar.set_ticklabels([f'{t:.2g}' for t in ticks])
+        bar.ax.tick_params(labelsize=7)
         ax.set_title(f'SR - HR graph #{k} (symlog colour; sum |diff| = {np.abs(diff).sum():.3g})',
                      fontsize=8)
         ax.set_axis_off()

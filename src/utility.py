@@ -188,9 +188,9 @@ def load_pt(path, source=None, missing='give the path of an existing file', mmap
 
     The single place where the project reads a ``.pt`` file.  Nothing beyond tensors and
     plain Python containers is ever unpickled.  Raises UserError naming ``source`` (default:
-    the path) when the file is missing (``missing`` says what to do), truncated or not a
-    torch file, or holds pickled Python objects (the message does not repeat torch's hint to
-    load it unsafely).  ``mmap=True`` maps zip-format files instead of reading them whole.
+    the path) when the file is missing (``missing`` says what to do), is a web page (what a
+    failed download saves), is truncated or not a torch file, or holds pickled Python objects
+    (the message does not repeat torch's hint to load it unsafely).  ``mmap=True`` maps zip-format files instead of reading them whole.
     """
     import torch
     path = Path(path).expanduser()
@@ -206,8 +206,14 @@ def load_pt(path, source=None, missing='give the path of an existing file', mmap
             # Files in torch's old (pre-zip) format cannot be mapped: read them whole.
             return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or unsafe files
+        if _looks_like_web_page(path):
+            raise UserError(f'{source} is not a torch file: it looks like a web page (HTML), '
+                            f'which a failed or browser download saves; download the file '
+                            f'itself again (e.g. curl -L -o FILE URL) and check its size') from None
         text = str(e)
-        if 'weights_only' in text or 'Unsupported global' in text:
+        # torch's weights-only reader blames "weights_only" for any bytes it cannot parse,
+        # so pickled objects are named only in what starts like a torch file.
+        if ('weights_only' in text or 'Unsupported global' in text) and _torch_header(path):
             raise UserError(f'{source} cannot be read as plain weights: it holds pickled Python '
                             f'objects, which are not loaded for safety; save a plain '
                             f'state_dict (torch.save(model.state_dict(), path))') from None
@@ -215,6 +221,29 @@ def load_pt(path, source=None, missing='give the path of an existing file', mmap
         reason = f'{type(e).__name__}: {first}'.rstrip(': ')[:160]
         raise UserError(f'{source} cannot be read as plain weights ({reason}); the file is '
                         f'truncated or not a torch file') from None
+
+
+def _head(path, n=1024):
+    try:
+        with open(path, 'rb') as f:
+            return f.read(n)
+    except OSError:
+        return b''
+
+
+def _torch_header(path):
+    """Whether the file starts as torch.save writes: a zip archive, or (the old format) a
+    pickle of protocol 2 or more."""
+    return _head(path, 4).startswith((b'PK\x03\x04', b'\x80'))
+
+
+def _looks_like_web_page(path):
+    """Whether the file at ``path`` starts like HTML/XML text: what a download link saves
+    when it returns a login, error or redirect page instead of the file.  A torch file
+    starts with a zip header ('PK') or a pickle opcode."""
+    text = _head(path).lstrip(b'\xef\xbb\xbf').lstrip().lower()
+    return text.startswith((b'<!doctype html', b'<html', b'<?xml', b'<head', b'<body', b'<!--')) \
+        or b'<html' in text
 
 
 def layout_problem(state, expected, ignore_prefixes=()):

@@ -450,10 +450,11 @@ def test_multi_scale_batches_have_one_scale_each_and_it_is_exposed(tmp_path):
 
 def test_patch_larger_than_image_is_a_user_error(tmp_path):
     args = train_args(tmp_path, '--scale', '2', '--patch_size', '96')
-    d = data.Data(args)
-    d.set_epoch(0)
-    with pytest.raises(utility.UserError, match='--patch_size'):
-        next(iter(d.loader_train))
+    with pytest.raises(utility.UserError, match='--patch_size'):    # when the set is opened
+        data.Data(args)
+    ds = data.make_dataset(args, 'MyBench', train=True)
+    with pytest.raises(utility.UserError, match='--patch_size'):    # and when drawn
+        ds.train_item(0, 0, 0)
 
 
 def test_one_pixel_lr_patches_survive_flips(tmp_path):

@@ -176,7 +176,8 @@ def _mismatched_files(tmp_path):
     }
 
 
-def test_vgg_bad_weights_are_user_errors(tmp_path):
+def test_vgg_bad_weights_are_user_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'no_torch_home'))    # no vgg19 file there
     for case, path in _mismatched_files(tmp_path).items():
         for module in (vgg22, vgg54):
             with pytest.raises(utility.UserError) as info:

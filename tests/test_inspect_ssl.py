@@ -116,3 +116,33 @@ def test_bicubic_stand_in_is_named_in_the_title(crop):
     assert note == 'SR: bicubic x2 down-up of HR (no --sr given)'
     assert hr.shape == sr.shape == (1, 3, 64, 64)
     assert 0 < (hr - sr).abs().mean() < 20
+
+
+def test_share_panel_sums_blocks_and_symlog_ticks_keep_apart(crop):
+    """The share panel shows block sums of the per-pixel shares (adding up to the loss, every
+    masked pixel in its block), and the difference panels' colour-bar ticks sit at least a
+    seventh of the bar apart (symlog's own ticks crowded around 0)."""
+    from matplotlib.colors import SymLogNorm
+    opts = _opts('--ssl_search', '11', '--ssl_window', '5', '--ssl_stride', '2')
+    hr, sr, _ = inspect_ssl.load_pair(crop / 'hr.png', crop / 'sr.png', 2, 255)
+    result = inspect_ssl.analyse(hr, sr, opts)
+    sums, size = inspect_ssl.block_shares(result['contrib'])
+    h, w = result['contrib'].shape
+    assert size >= 4 and sums.shape == (-(-h // size), -(-w // size))
+    assert sums.sum() == pytest.approx(result['loss'], rel=1e-6)
+    ys, xs = np.nonzero(result['mask'])
+    y, x = ys[0], xs[0]
+    block = result['contrib'][y // size * size:(y // size + 1) * size,
+                              x // size * size:(x // size + 1) * size]
+    assert sums[y // size, x // size] == pytest.approx(np.nansum(block))
+
+    fig = inspect_ssl.make_figure(hr / 255, result, 'test')
+    panel = next(a for a in fig.get_axes() if a.get_title().startswith('where SSL sits'))
+    np.testing.assert_allclose(panel.images[1].get_array().filled(0), sums)
+    for lim in (1e-1, 3.7e-3, 2e-8):
+        norm = SymLogNorm(lim / 100, vmin=-lim, vmax=lim)
+        at = sorted(float(norm(t)) for t in inspect_ssl.symlog_ticks(lim))
+        assert at[0] == pytest.approx(0) and at[-1] == pytest.approx(1)
+        assert min(b - a for a, b in zip(at, at[1:])) > 0.15
+    bars = [a for a in fig.get_axes() if a.get_label() == '<colorbar>']
+    assert bars

@@ -68,7 +68,8 @@ def make_dataset(args, name, train, rank=0):
     files = dataset_files()
     if name.lower() in files:
         module = registry.load('data', name, 'make_dataset', 'dataset')
-        deg = getattr(args, 'degradation', 'bicubic')
+        import degradation
+        deg = degradation.for_tests(args)
         if not train and deg != 'bicubic' and not getattr(module, 'LR_INPUT', False):
             raise utility.UserError(
                 f'--degradation {deg}: test set {name} has no degraded LR images; test on a '
@@ -88,6 +89,24 @@ def make_dataset(args, name, train, rank=0):
         f'unknown dataset {name!r}: no file src/data/{name.lower()}.py and no folder {folder}/HR; '
         f'dataset files: {", ".join(files.values()) or "none"}; benchmark folders in '
         f'{dir_data / "benchmark"}: {", ".join(found) or "none"}')
+
+
+def refuse_training_on_test_sets(args):
+    """UserError when a training run would also be tested on one of its training sets.
+
+    The "best" model would then be picked on the images it was trained on.  DIV2K is left
+    to its own check: ``--data_range`` splits it into disjoint train and test images.
+    """
+    if args.test_only:
+        return
+    train = {name.lower() for name in args.data_train}
+    for name in args.data_test:
+        if name.lower() in train and name.lower() != 'div2k':
+            raise utility.UserError(
+                f'--data_train and --data_test both name {name}: the best model would be chosen '
+                f'on its own training images; split the images into two folders, e.g. '
+                f'<dir_data>/benchmark/{name}_train/HR and {name}_test/HR, and give '
+                f'--data_train {name}_train --data_test {name}_test')
 
 
 def _usable_cpus():
@@ -134,8 +153,11 @@ class Data:
             if len(args.scale) == 1 and args.patch_size < args.scale[0]:
                 raise utility.UserError(f'--patch_size {args.patch_size} is smaller than the '
                                         f'scale {args.scale[0]}; use at least {args.scale[0]}')
-            pool = _loader.TrainPool(make_dataset(args, name, True, rank)
-                                     for name in args.data_train)
+            train_sets = [make_dataset(args, name, True, rank) for name in args.data_train]
+            for dataset in train_sets:
+                # Here, not when an image is first drawn (maybe hours into training).
+                dataset.check_patch_fits()
+            pool = _loader.TrainPool(train_sets)
             self.batch_sampler = _loader.EpochBatchSampler(
                 len(pool), per_rank, args.test_every, args.seed, len(args.scale),
                 rank, world_size)

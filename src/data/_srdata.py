@@ -29,11 +29,13 @@ import shutil
 
 import numpy as np
 import torch
+from PIL import Image
 
 import utility
 from data import _image
 from data._loader import report_to_main
 import imageops
+import lr_set
 from imageops import round_half_away
 from imresize import imresize
 
@@ -114,6 +116,8 @@ class SRData(torch.utils.data.Dataset):
         self.rank = rank
         # Other degradations than bicubic make the LR in the trainer from HR patches.
         self.hr_only = train and getattr(args, 'degradation', 'bicubic') != 'bicubic'
+        # --hr_modcrop: test HR images cropped to a multiple of it before the LR is made.
+        self.modcrop = 0 if train else getattr(args, 'hr_modcrop', 0)
         self.hr_paths = []
         self.lr_paths = [[] for _ in self.scale]
         self.cache_id = None
@@ -130,6 +134,45 @@ class SRData(torch.utils.data.Dataset):
 
     def __len__(self):
         return len(self.image_names)
+
+    def lr_set(self, idx_scale):
+        """Which LR images scale index ``idx_scale`` reads (``lr_set.identity``): bicubic here;
+        benchmark folders with a degraded set override it."""
+        return dict(lr_set.BICUBIC)
+
+    def hr_size(self, i):
+        """(width, height) of HR image i: the file's header only (nothing is decoded) when
+        it is a file; None when the header cannot be read (reported when the image is)."""
+        if i < len(self.hr_paths):
+            try:
+                with Image.open(self.hr_paths[i]) as im:
+                    return im.size
+            except Exception:
+                return None
+        h, w = self.load_hr(i).shape[:2]
+        return w, h
+
+    def check_patch_fits(self):
+        """UserError naming the first HR image too small for the training patch.
+
+        Called when a training set is opened, so that such an image is not found hours into
+        training when it is first drawn.  The smallest HR side: ``patch_size // s * s`` with
+        one scale, ``patch_size * s`` with several (MDSR: the patch is the LR side).
+        """
+        p = self.patch_size
+        need = max(p // s * s if len(self.scale) == 1 else p * s for s in self.scale)
+        for i in range(len(self)):
+            size = self.hr_size(i)
+            if size is None or min(size) >= need:
+                continue
+            side = min(size)
+            fits = side if len(self.scale) == 1 else side // max(self.scale)
+            hint = (f'use --patch_size {fits} or less, or remove the image' if fits >= 1 else
+                    'remove the image')
+            raise utility.UserError(
+                f'{self.name}/{self.image_names[i]}: HR image {size[0]}x{size[1]} is smaller than '
+                f'the HR training patch {need}x{need} (--patch_size {p}, scale '
+                f'{"+".join(map(str, self.scale))}); {hint}')
 
     def set_scale(self, idx_scale):
         """Choose the scale (index into args.scale) of the test items."""
@@ -150,8 +193,16 @@ class SRData(torch.utils.data.Dataset):
         return img
 
     def load_hr(self, i):
-        """uint8 [H, W, 1|3] HR image i, channels as stored."""
-        return self.read_file(self.hr_paths[i])
+        """uint8 [H, W, 1|3] HR image i, channels as stored (top-left crop to a multiple of
+        ``--hr_modcrop`` for test sets that set it)."""
+        hr = self.read_file(self.hr_paths[i])
+        m = self.modcrop
+        if m and (hr.shape[0] % m or hr.shape[1] % m):
+            if hr.shape[0] < m or hr.shape[1] < m:
+                raise utility.UserError(f'{self.name}/{self.image_names[i]} is smaller than '
+                                        f'--hr_modcrop {m}; remove it or lower --hr_modcrop')
+            hr = hr[:hr.shape[0] // m * m, :hr.shape[1] // m * m]
+        return hr
 
     def load_lr(self, i, idx_scale, hr=None):
         """uint8 [h, w, 1|3] LR image i at scale index ``idx_scale``, channels as stored.
@@ -163,8 +214,11 @@ class SRData(torch.utils.data.Dataset):
             return self.read_file(path)
         s = self.scale[idx_scale]
         hr_path = self.hr_paths[i]
+        key = _file_key(hr_path) + LR_CACHE_VERSION
+        if self.modcrop:
+            key += f'mod{self.modcrop}'
         cached = (CACHE_ROOT / 'lr_bicubic' / self.cache_id / f'X{s}'
-                  / f'{hr_path.stem}_{short_hash(_file_key(hr_path) + LR_CACHE_VERSION, 12)}.npy')
+                  / f'{hr_path.stem}_{short_hash(key, 12)}.npy')
         lr = load_npy(cached)
         if lr is None:
             lr = bicubic_lr(self.load_hr(i) if hr is None else hr, s)

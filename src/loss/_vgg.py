@@ -7,7 +7,9 @@ into it; ``classifier.*`` tensors in that file are ignored.  Nothing is download
 
 The VGG weights are frozen and kept as non-persistent buffers: they move with ``.to()`` but
 stay out of the loss state_dict, so run checkpoints do not carry 80 MB of fixed weights; a
-resumed run reads them again from ``--vgg_weights`` (the path is in the saved args).
+resumed run reads them again from ``--vgg_weights`` (the path is in the saved args), or
+without that flag from torch hub's checkpoints folder, where torchvision keeps
+vgg19-dcbb9e9d.pth.
 """
 import os
 
@@ -29,7 +31,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _NEEDED = ('a torchvision vgg19 state_dict (e.g. vgg19-dcbb9e9d.pth) given with '
-           '--vgg_weights PATH')
+           '--vgg_weights PATH or found in torch hub\'s checkpoints folder')
 
 
 def _conv_shapes():
@@ -48,35 +50,42 @@ def _conv_shapes():
 CONV_SHAPES = _conv_shapes()
 
 
-def _refuse(path, problem):
-    raise utility.UserError(f'--vgg_weights {path!r} {problem}; VGG22/VGG54 need {_NEEDED}')
+def _refuse(source, problem):
+    raise utility.UserError(f'{source} {problem}; VGG22/VGG54/PERCEPTUAL need {_NEEDED}')
 
 
 def load_vgg19_state(path):
     """Read and check a torchvision vgg19 state_dict file.
 
+    ``path`` '' (no --vgg_weights): torchvision's own file, vgg19-dcbb9e9d.pth, in torch hub's
+    checkpoints folder ($TORCH_HOME/hub/checkpoints), the rule the metric backbones follow.
     Returns {'features.N.weight' | 'features.N.bias': float32 tensor} for the 16 convs.
-    Raises utility.UserError (one line) when the flag is empty, the file is missing or
-    unreadable, or its tensors are not those of torchvision's vgg19.
+    Raises utility.UserError (one line) when the file is missing or unreadable, or its
+    tensors are not those of torchvision's vgg19.
     """
-    if not path:
-        raise utility.UserError(f'--vgg_weights is not set; VGG22/VGG54 need {_NEEDED}')
-    path = os.path.expanduser(path)
+    if path:
+        path = os.path.expanduser(path)
+        source = f'--vgg_weights {path!r}'
+    else:
+        from metric import _weights
+        path = str(_weights.backbone_path('vgg19', '', 'VGG22/VGG54/PERCEPTUAL',
+                                          flag='give its path with --vgg_weights'))
+        source = path
     # mmap: the 0.5 GB classifier in the file is never read.
     try:
-        state = utility.load_pt(path, f'--vgg_weights {path!r}', mmap=True,
-                                missing=f'VGG22/VGG54 need {_NEEDED}')
+        state = utility.load_pt(path, source, mmap=True,
+                                missing=f'VGG22/VGG54/PERCEPTUAL need {_NEEDED}')
     except utility.UserError as e:
         if 'no such file' in str(e):
             raise
-        raise utility.UserError(f'{e}; VGG22/VGG54 need {_NEEDED}') from None
+        raise utility.UserError(f'{e}; VGG22/VGG54/PERCEPTUAL need {_NEEDED}') from None
     expected = {}
     for index, shape in CONV_SHAPES.items():
         expected[f'features.{index}.weight'] = shape
         expected[f'features.{index}.bias'] = shape[:1]
     problem = utility.layout_problem(state, expected, ignore_prefixes=('classifier.',))
     if problem:
-        _refuse(path, problem.replace('the expected layout', 'the vgg19 layout'))
+        _refuse(source, problem.replace('the expected layout', 'the vgg19 layout'))
     out = {}
     for key in expected:
         value = state[key]
