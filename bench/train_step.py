@@ -39,24 +39,28 @@ def build(args, root):
     device = torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
     loader = data.Data(args)
     net = model_pkg.Model(args, device)
-    criterion = loss_pkg.Loss(args).to(device)
+    criterion = loss_pkg.Loss(args, raw_outputs=net.raw_outputs).to(device)
     exp = Experiment(args, writer=False, root=root)
     trainer = Trainer(args, loader, net, criterion, exp, device)
     net.train()
     return trainer
 
 
-def step(trainer, lr_img, hr_img):
-    """(wall seconds, CPU seconds of the process, all threads) for one ``Trainer.step``
-    (device work included)."""
-    cuda = trainer.device.type == 'cuda'
+def timed(fn, cuda=False):
+    """(wall seconds, CPU seconds of the process, all threads) of ``fn()`` (with ``cuda``:
+    the device work it queued included)."""
     if cuda:
         torch.cuda.synchronize()
     t0, c0 = time.perf_counter(), time.process_time()
-    trainer.step(lr_img, hr_img, 0)
+    fn()
     if cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - t0, time.process_time() - c0
+
+
+def step(trainer, lr_img, hr_img):
+    """``timed`` of one ``Trainer.step``."""
+    return timed(lambda: trainer.step(lr_img, hr_img, 0), trainer.device.type == 'cuda')
 
 
 def main():

@@ -126,19 +126,18 @@ class Experiment:
         self.args = args
         self.writer = writer
         self.root = Path(root) if root is not None else utility.EXPERIMENT_ROOT
-        self.resume = bool(args.load)
+        # --test_only --load RUN evaluates RUN's model into --save (see option.parse_args).
+        self.resume = bool(args.load) and not args.test_only
         self._lock_owned = False
         self._checkpoint_epoch = None   # epoch of the checkpoint on disk, when known
         self._since_checkpoint = []     # files written after it (same order as written)
         if args.load and args.reset:
             raise utility.UserError(f'--load {args.load} resumes that run and --reset archives it; '
                                     f'give only one of them')
-        if args.load and args.test_only:
-            raise utility.UserError(
-                f'--test_only evaluates --pre_train weights, it does not resume: use '
-                f'--pre_train {self.root / args.load / "model" / "model_best.pt"} with another '
-                f'--save name instead of --load {args.load}')
         name = args.load if self.resume else args.save
+        if args.test_only and args.load and name == args.load:
+            raise utility.UserError(f'--test_only --load {args.load} evaluates that run\'s model; '
+                                    f'give the evaluation another --save name than {name}')
         self.dir = (self.root / name).resolve()
         if self.root.resolve() not in self.dir.parents:
             raise utility.UserError(f'run folder {self.dir} is outside {self.root}; use a plain '
@@ -242,7 +241,8 @@ class Experiment:
     def _write_config(self):
         now = datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S')
         lines = [now, 'command: ' + ' '.join([sys.executable, sys.argv[0]] + list(self.args.argv)), '']
-        lines += [f'{k}: {v}' for k, v in sorted(self.args.as_dict().items())]
+        lines += [f'{k}: {v}' for k, v in sorted(self.args.as_dict().items())
+                  if k != 'raw_args']       # the same values again, before derivation
         with open(self.dir / 'config.txt', 'a', encoding='utf-8') as f:
             f.write('\n'.join(lines) + '\n\n')
 
@@ -271,16 +271,21 @@ class Experiment:
         self._release_lock()
 
     # ------------------------------------------------------------------ metrics
-    def write_metrics(self, summary, rows, names=('psnr', 'ssim')):
-        """metrics.json ({dataset: {"x2": {name: mean}}}, 6 decimals, and under "_lr_sets"
-        {dataset: {"x2": LR set}}) and metrics.csv (one row per image: dataset, scale, image,
-        one column per metric of ``names`` with 6 decimals, then the LR set's columns
-        ``lr_set.FIELDS``); an LR set is ``lr_set.identity``'s record of the images read."""
+    def write_metrics(self, summary, rows, names=('psnr', 'ssim'), protocol=None):
+        """metrics.json ({dataset: {"x2": {name: mean}}}, 6 decimals, under "_lr_sets"
+        {dataset: {"x2": LR set}}, and ``"protocol": {switch: value}`` when given) and
+        metrics.csv (one row per image: dataset, scale, image, one column per metric of
+        ``names`` that has per-image values with 6 decimals - a metric of the whole set, FID,
+        is in metrics.json only - then the LR set's columns ``lr_set.FIELDS``); an LR set is
+        ``lr_set.identity``'s record of the images read."""
         if not self.writer:
             return
         rounded = {name: {scale: {key: round(value, 6) for key, value in means.items()}
                           for scale, means in per_scale.items()}
                    for name, per_scale in summary.items()}
+        if protocol:
+            rounded['protocol'] = dict(protocol)
+        names = [n for n in names if not rows or n in rows[0]]
         sets = {}
         for r in rows:
             if r.get('lr_set') is not None and r['dataset'] in summary:
@@ -305,6 +310,25 @@ class Experiment:
         """Write ``<name>.png`` and ``<name>.pdf`` (see :func:`write_curves`); rank 0 only."""
         if self.writer:
             write_curves(self.dir, name, title, ylabel, series, epochs)
+
+    def set_aside_plots(self, prefix, current):
+        """Move ``<prefix>*.png/.pdf`` plots whose name is not in ``current`` (terms no longer
+        trained, e.g. dropped from --loss on resume) into ``previous_plots/``, with a log line."""
+        if not self.writer:
+            return
+        stale = sorted(p for ext in ('png', 'pdf') for p in self.dir.glob(f'{prefix}*.{ext}')
+                       if p.stem not in current)
+        if not stale:
+            return
+        target = self.dir / 'previous_plots'
+        try:
+            target.mkdir(exist_ok=True)
+            for path in stale:
+                os.replace(path, target / path.name)
+        except OSError as e:
+            raise _folder_error(e, self.dir) from None
+        self.log(f'Moved the plots of terms no longer in --loss to {target}: '
+                 + ', '.join(sorted({p.stem for p in stale})))
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, state):

@@ -19,7 +19,7 @@ import metric as metric_pkg
 import utility
 from best import Best
 from ema import EMA
-from evaluate import evaluate, format_scores
+from evaluate import describe_protocol, evaluate, format_scores, protocol_fields
 
 
 def _rng_state():
@@ -115,6 +115,7 @@ class Trainer:
             self.exp.log(f'Best model is chosen on {self.best.describe()}', echo=False)
         self.exp.log('Metrics: ' + ', '.join(f'{metric_pkg.label(n)} ({metric_pkg.direction(n)})'
                                              for n in args.metrics))
+        self.exp.log('Protocol: ' + describe_protocol(args))
         files = metric_pkg.weight_files(metric_pkg.build(args, device))
         if files:
             self.exp.log('Metric weights: ' + files, echo=False)
@@ -213,7 +214,8 @@ class Trainer:
         _set_rng_state(ckpt['rng'])
         old = ckpt.get('args', {})
         changed = [k for k, v in self.args.as_dict().items()
-                   if k not in ('load', 'save', 'argv', 'reset', 'epochs', 'n_threads')
+                   if k not in ('load', 'save', 'argv', 'reset', 'epochs', 'n_threads',
+                                'raw_args', 'overrides')
                    and k in old and _plain(old[k]) != _plain(v)]
         self.exp.log(f'Resumed from epoch {self.epoch} (iteration {self.iteration}, '
                      f'lr {self.scheduler.get_last_lr()[0]:.2e})')
@@ -368,8 +370,11 @@ class Trainer:
         self.exp.log(f'[Epoch {epoch}]\t' + '  '.join(f'{k}: {v:.4f}' for k, v in means.items())
                      + f'\t{timer.toc():.1f}s' + (f'\t({skipped_epoch} batches skipped)'
                                                   if skipped_epoch else ''))
-        for name, title, series in self.loss.curves():
+        curves = self.loss.curves()
+        for name, title, series in curves:
             self.exp.plot_curves(name, title, 'Weighted loss (epoch mean)', series)
+        # A term dropped on resume: its plot would look current beside the others.
+        self.exp.set_aside_plots('loss_', {name for name, _, _ in curves})
 
     # ------------------------------------------------------------------ evaluation
     def _evaluated_weights(self):
@@ -413,7 +418,7 @@ class Trainer:
                                      self._autocast, self.exp, report)
         if training:
             self._plot_metrics()
-        self.exp.write_metrics(summary, rows, args.metrics)
+        self.exp.write_metrics(summary, rows, args.metrics, protocol_fields(args))
         self._pictures(summary)
         self.exp.log(f'Evaluation: {timer.toc():.1f}s', echo=not args.test_only)
         return any(found)

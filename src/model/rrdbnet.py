@@ -8,6 +8,11 @@ Parameter names follow BasicSR's ``RRDBNet`` (``conv_first``, ``body.N.rdbK.conv
 generator state_dict in BasicSR layout (e.g. ESRGAN_PSNR_SRx4_DF2K_official-150ff491.pth,
 under its ``params`` key) loads strictly.
 
+KAIR's ``models/network_rrdbnet.py`` files (the SSL paper's BSRGAN recipes start from
+``BSRGAN_PSNR/0_G.pth``) use the old ESRGAN names (``RRDB_trunk.N.RDBk.convJ``,
+``trunk_conv``, ``upconv1``, ``upconv2``, ``HRconv``) for the same x4 network:
+``adapt_to_state_dict`` renames them, so those files load strictly too.
+
 x2 uses BasicSR's layout as well: the LR image is pixel-unshuffled by 2 (``n_colors * 4``
 input channels to ``conv_first``), and the same two x2 upsampling stages as at x4 bring it
 back to twice the LR size.  The trunk then runs at half the LR resolution (a quarter of the
@@ -25,6 +30,8 @@ import re
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import utility
 
 SCALES = (2, 4)
 MULTI_SCALE = False
@@ -123,11 +130,16 @@ class RRDBNet(nn.Module):
         self.conv_last = nn.Conv2d(n_feats, n_colors, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(0.2, inplace=True)
 
-    @staticmethod
-    def from_other_layout(state_dict):
-        """The old ESRGAN / mmsr key names renamed to ours; other files unchanged."""
+    def from_other_layout(self, state_dict):
+        """The old ESRGAN / mmsr / KAIR key names renamed to ours; other files unchanged.
+        x4 only: KAIR's x2 network (no pixel-unshuffle, one upsampling stage) is another
+        network."""
         if not any(k.startswith(('RRDB_trunk.', 'trunk_conv.')) for k in state_dict):
             return state_dict
+        if self.scale != 4:
+            raise utility.UserError(f'the weights hold the KAIR/ESRGAN RRDBNet layout (old key '
+                                    f'names), which this project reads at x4 only (got '
+                                    f'--scale {self.scale}); use --scale 4')
         return {_rename_old_key(k): v for k, v in state_dict.items()}
 
     def forward(self, x):
