@@ -13,6 +13,11 @@ A folder already holding a set made with other settings (another seed, preset or
 version, or files without a manifest) is never replaced: results measured on it would change
 without a word.  The command is refused; the same settings write the same bytes again.
 
+``--degradation mix --variants K`` writes K LR images per HR, ``<img>+<k>x4.png`` for k = 0..K-1,
+each drawn from (seed, scale, ``<img>+<k>``) and each Real-ESRGAN- or BSRGAN-degraded (see
+src/degradation/mix.py); the manifest names each one's HR image and group, and evaluation
+maps ``<img>+<k>`` back to ``<img>``.
+
 ``--preview out.png`` also writes a picture of one image: HR, bicubic LR and a few degraded
 LR (the first is the test set's) with their drawn parameters.
 """
@@ -41,6 +46,8 @@ def build_parser():
     p.add_argument('--degradation', type=str, default='realesrgan',
                    help='preset: a file name in src/degradation/ other than bicubic')
     p.add_argument('--seed', type=option._seed, default=0, help='random seed of the test set')
+    p.add_argument('--variants', type=int, default=1,
+                   help='LR versions per HR image (--degradation mix only): <img>+<k>x<s>.png')
     p.add_argument('--preview', type=str, default='',
                    help='also write a PNG grid of one image: HR, bicubic LR, degraded LR')
     p.add_argument('--preview_image', type=str, default='',
@@ -64,11 +71,21 @@ def _parse(argv):
         parser.error('--data_test has an empty entry; join names with "+"')
     if not 1 <= args.preview_count <= 8:
         parser.error('--preview_count must be in 1..8')
+    if args.variants < 1:
+        parser.error('--variants must be >= 1')
+    if args.variants != 1 and args.degradation.lower() != 'mix':
+        parser.error(f'--variants {args.variants} needs --degradation mix (one LR per HR '
+                     f'for {args.degradation}); leave --variants out')
     return args
 
 
 def project_version():
     return utility.VERSION
+
+
+def version_name(stem, k):
+    """The name of LR version k of HR image ``stem`` in a multi-version set (``stem+k``)."""
+    return f'{stem}+{k}'
 
 
 def degrade_image(deg, hr_uint8, seed, scale, name, variant=0):
@@ -103,8 +120,11 @@ def _read_hr(path):
     return _image.set_channels(_image.read_image(path), 3)
 
 
-def make_test_set(dir_data, name, scale, preset_name, seed, log=print):
-    """Write LR_<preset>/X<scale>/ and its manifest for benchmark ``name``; returns its folder."""
+def make_test_set(dir_data, name, scale, preset_name, seed, log=print, variants=1):
+    """Write LR_<preset>/X<scale>/ and its manifest for benchmark ``name``; returns its folder.
+
+    ``variants`` (mix): LR versions per HR, named ``<stem>+<k>``, each keyed by its name.
+    """
     import degradation
     from data import _srdata
     folder = (utility.Path(dir_data) / 'benchmark' / name).resolve()
@@ -122,25 +142,37 @@ def make_test_set(dir_data, name, scale, preset_name, seed, log=print):
         raise utility.UserError(f'--degradation {preset_name} needs no generated test set '
                                 '(main.py makes bicubic LR itself); choose e.g. realesrgan')
     out_dir = folder / f'LR_{preset_name.lower()}' / f'X{scale}'
+    multi = preset_name.lower() == 'mix'
     settings = {'dataset': name, 'scale': scale, 'degradation': preset_name.lower(),
                 'source': module.SOURCE, 'preset': getattr(module, 'PARAMS', {}),
                 'seed': seed, 'project_version': project_version()}
+    if multi:
+        settings['variants'] = variants
     refuse_replacing(out_dir, settings)
     images = {}
     for path in paths:
-        lr, params = degrade_image(deg, _read_hr(path), seed, scale, path.stem)
-        png = _png_bytes(lr)
-        utility.atomic_write_bytes(out_dir / f'{path.stem}x{scale}.png', png)
-        images[path.stem] = {'file': f'{path.stem}x{scale}.png',
-                             'lr_size': [lr.shape[1], lr.shape[0]], 'params': params,
-                             'sha256': hashlib.sha256(png).hexdigest()}
+        hr = _read_hr(path)
+        for k in range(variants if multi else 1):
+            lr_name = version_name(path.stem, k) if multi else path.stem
+            lr, params = degrade_image(deg, hr, seed, scale, lr_name)
+            png = _png_bytes(lr)
+            utility.atomic_write_bytes(out_dir / f'{lr_name}x{scale}.png', png)
+            images[lr_name] = {'file': f'{lr_name}x{scale}.png',
+                               'lr_size': [lr.shape[1], lr.shape[0]], 'params': params,
+                               'sha256': hashlib.sha256(png).hexdigest()}
+            if multi:
+                images[lr_name].update(hr=path.stem, variant=k, group=params['group'])
+    if multi:                          # derived from the images (not a setting)
+        groups = [im['group'] for im in images.values()]
+        settings['groups'] = {g: groups.count(g) for g in sorted(set(groups))}
     manifest = {**settings,
                 'command': (f'python src/degrade.py --dir_data {dir_data} --data_test {name} '
-                            f'--scale {scale} --degradation {preset_name.lower()} --seed {seed}'),
+                            f'--scale {scale} --degradation {preset_name.lower()} --seed {seed}'
+                            + (f' --variants {variants}' if multi else '')),
                 'images': images}
     utility.atomic_write_text(out_dir / 'manifest.json',
                               json.dumps(manifest, indent=1, sort_keys=True) + '\n')
-    log(f'{name} x{scale}: {len(paths)} images -> {out_dir}')
+    log(f'{name} x{scale}: {len(images)} LR images of {len(paths)} HR -> {out_dir}')
     return out_dir
 
 
@@ -157,7 +189,8 @@ def refuse_replacing(out_dir, settings):
         raise utility.UserError(
             f'{out_dir} already holds files but no {lr_set.MANIFEST} (made by hand, or by an '
             f'interrupted run); it is not replaced: move it away or delete it, then run again')
-    changed = [k for k in sorted((set(settings) | set(old)) - {'images', 'command'})
+    # 'groups' (mix) is counted from the images, not a setting
+    changed = [k for k in sorted((set(settings) | set(old)) - {'images', 'command', 'groups'})
                if old.get(k) != settings.get(k)]
     if changed:
         was = ', '.join(f'{k} {json.dumps(old.get(k), sort_keys=True)[:40]}' for k in changed)
@@ -175,7 +208,7 @@ def write_preview(path, dir_data, name, scale, preset_name, seed, image='', coun
     from PIL import Image, ImageDraw
 
     import degradation
-    from degradation._second_order import describe
+    from degradation import _second_order
     from data import _srdata
     hr_dir = utility.Path(dir_data).resolve() / 'benchmark' / name / 'HR'
     paths = _srdata.list_images(hr_dir)
@@ -187,12 +220,19 @@ def write_preview(path, dir_data, name, scale, preset_name, seed, image='', coun
     hr = _read_hr(src)
     h, w = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
     hr = hr[:h, :w]
-    deg = degradation.make(preset_name, scale)
+    module = degradation.load(preset_name)
+    describe = getattr(module, 'describe', _second_order.describe)
+    deg = module.make_degradation(scale)
+    multi = preset_name.lower() == 'mix'
     tiles = [('HR', [f'{src.stem} {w}x{h}'], hr),
              (f'bicubic x{scale}', ['MATLAB imresize'], _srdata.bicubic_lr(hr, scale))]
     for v in range(count):
-        lr, params = degrade_image(deg, hr, seed, scale, src.stem, variant=v)
-        title = f'{preset_name} ' + ('(test set)' if v == 0 else f'variant {v}')
+        if multi:       # the test set's first versions
+            lr, params = degrade_image(deg, hr, seed, scale, version_name(src.stem, v))
+            title = f'{preset_name} {version_name(src.stem, v)}'
+        else:
+            lr, params = degrade_image(deg, hr, seed, scale, src.stem, variant=v)
+            title = f'{preset_name} ' + ('(test set)' if v == 0 else f'variant {v}')
         tiles.append((title, describe(params), lr))
     # A centre crop (legible beside its parameters); LR tiles enlarged (nearest) to the HR
     # crop so that pixels are comparable side by side.
@@ -206,7 +246,7 @@ def write_preview(path, dir_data, name, scale, preset_name, seed, image='', coun
     tiles = cropped
     h = w = c
     line_h, pad = 12, 4
-    text_h = line_h * 6 + pad
+    text_h = line_h * (1 + max(len(lines) for _, lines, _ in tiles)) + pad
     cols = len(tiles)
     canvas = Image.new('RGB', (cols * (w + pad) + pad, h + text_h + 2 * pad), 'white')
     draw = ImageDraw.Draw(canvas)
@@ -234,7 +274,8 @@ def run(argv=None):
     torch.set_num_threads(1)
     for name in args.data_test:
         for s in args.scale:
-            make_test_set(args.dir_data, name, s, args.degradation, args.seed)
+            make_test_set(args.dir_data, name, s, args.degradation, args.seed,
+                          variants=args.variants)
     if args.preview:
         write_preview(args.preview, args.dir_data, args.data_test[0], args.scale[0],
                       args.degradation, args.seed, args.preview_image, args.preview_count)

@@ -15,10 +15,23 @@ import utility
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line and exit status 2."""
+    """An ArgumentParser whose errors are one line and exit status 2; a mistyped flag gets
+    the nearest real one ("did you mean")."""
 
     def error(self, message):
-        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
+        self.exit(2, f'{self.prog}: error: {message}{self._suggestion(message)} (see --help)\n')
+
+    def _suggestion(self, message):
+        import difflib
+        if not message.startswith('unrecognized arguments: '):
+            return ''
+        flags = [o for a in self._actions for o in a.option_strings if o.startswith('--')]
+        for token in message[len('unrecognized arguments: '):].split():
+            close = difflib.get_close_matches(token.split('=')[0], flags, n=1, cutoff=0.6) \
+                if token.startswith('-') else []
+            if close:
+                return f'; did you mean {close[0]}?'
+        return ''
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -75,6 +88,13 @@ def _positive_float(text):
     return _number(float, text, lambda v: math.isfinite(v) and v > 0, 'a finite number > 0')
 
 
+def _crop_border(text):
+    """'edsr', 'scale' or a number of pixels >= 0."""
+    if text in ('edsr', 'scale'):
+        return text
+    return _number(int, text, lambda v: v >= 0, "'edsr', 'scale' or an integer >= 0")
+
+
 def _unit_float(text):
     """A number in [0, 1): Adam's betas, the EMA decay."""
     return _number(float, text, lambda v: 0 <= v < 1, 'a number in [0, 1)')
@@ -123,6 +143,9 @@ def build_parser():
         help='how LR images are made: a file name in src/degradation/ (bicubic, realesrgan, '
              'realesrgan_ssl); other than bicubic, training synthesises LR from HR patches '
              'on the fly and test sets read LR_<name>/ folders made by src/degrade.py')
+    add('--test_degradation', type=str, default='',
+        help='the degradation whose LR_<name>/ folders the test sets read (default: '
+             '--degradation), e.g. mix: train on bsrgan, test on the mixed sets')
     add('--degradation_pool', type=_non_negative_int, default=0,
         help='Real-ESRGAN training-pair pool size per process (0 = off; the recipes use 180; '
              'a multiple of the per-process batch)')
@@ -203,14 +226,34 @@ def build_parser():
              'or Set5:4:lpips (default: the first of --data_test, --scale and --metrics)')
     add('--metrics', type=str, default='psnr+ssim',
         help='evaluation metrics joined by "+", any of the files in src/metric/: psnr, ssim, '
-             'lpips, lpips_vgg, dists (any case)')
+             'lpips, lpips_vgg, dists, fid (per set), niqe, musiq, clipiqa (any case)')
     add('--metric_weights', type=str, default='',
-        help='folder searched first for the LPIPS/DISTS weight files (backbones under '
-             'torchvision\'s names, alex.pth, vgg.pth, weights.pt); default: torch hub\'s '
-             'checkpoints folder and the installed lpips / DISTS_pytorch packages')
+        help='folder searched first for the metrics\' weight files, under their published '
+             'names (backbones, alex.pth, vgg.pth, weights.pt, niqe_pris_params.npz, '
+             'pt_inception-2015-12-05-6726825d.pth, musiq_koniq_ckpt-e95806b9.pth, RN50.pt); '
+             'default: torch hub\'s checkpoints folder and the installed packages')
     add('--chop', action='store_true', help='tiled forward pass to save memory')
     add('--chop_size', type=_positive_int, default=160000,
         help='with --chop: largest LR tile area in pixels before splitting again')
+
+
+    add = p.add_argument_group('evaluation protocol (see docs/metrics.md)').add_argument
+    add('--protocol', type=str, default='edsr', choices=tuple(template.PROTOCOLS),
+        help='a set of the switches below: edsr (the defaults: EDSR-PyTorch\'s conventions) or '
+             'ssl_paper (BasicSR\'s, as the SSL paper: float Y, border = scale on every set, '
+             'HR mod-crop 12, DIV2K 801-900 measured as a benchmark); switches given on the '
+             'command line override it')
+    add('--y_channel', type=str, default='rounded', choices=('rounded', 'float'),
+        help='PSNR/SSIM luminance on benchmark sets: rounded to integers as MATLAB\'s '
+             'rgb2ycbcr on 8-bit images (EDSR) or the unrounded value (BasicSR)')
+    add('--crop_border', type=_crop_border, default='edsr',
+        help='pixels shaved from each side for every metric: edsr (scale on benchmark sets, '
+             'scale + 6 on DIV2K), scale (scale on every set), or a number')
+    add('--hr_modcrop', type=_non_negative_int, default=0,
+        help='crop each test HR image to a multiple of this before making its LR (a multiple '
+             'of every --scale, e.g. 12); 0: a multiple of the scale')
+    add('--div2k_benchmark', action='store_true',
+        help='measure DIV2K test images as benchmark sets (Y channel, benchmark border)')
 
     add = p.add_argument_group(
         'optimisation', 'optimizer, lr schedule, weight average').add_argument
@@ -279,6 +322,23 @@ def build_parser():
         help='VGG19 weights (torchvision vgg19 state_dict layout) for VGG22/VGG54/PERCEPTUAL; '
              'default: vgg19-dcbb9e9d.pth in torch hub\'s checkpoints folder '
              '($TORCH_HOME/hub/checkpoints)')
+
+    add = p.add_argument_group(
+        'loss: SPSR, BebyGAN, RankSRGAN',
+        'GRAD_MSE, BRANCH_L1, GRAD_RGAN, BBL, BP, REGION_RGAN, RANK (docs/recipes.md)').add_argument
+    add('--perceptual_layers', type=str, default='',
+        help='PERCEPTUAL: VGG19 layers and weights, e.g. conv3_4:0.125+conv4_4:0.25+conv5_4:0.5 '
+             '(BebyGAN); default conv1_2:0.1+conv2_2:0.1+conv3_4:1+conv4_4:1+conv5_4:1')
+    add('--d_grad_pre_train', type=str, default='',
+        help='GRAD_RGAN: start its gradient-map discriminator (VGG-128) from BasicSR-layout '
+             'weights, e.g. SPSR\'s net_d_grad file')
+    add('--ranker_pre_train', type=str, default='',
+        help='RANK: the ranker\'s weights (a Ranker_VGG12_296 state_dict, e.g. '
+             'mmsr_Ranker_PI.pth)')
+    add('--rank_released', action='store_true',
+        help='RANK: as the released SSL code, score under no_grad with the ranker in training '
+             'mode (the term then never trains the generator); default: the paper\'s term, '
+             'gradient through the frozen ranker')
 
     add = p.add_argument_group('output', 'the run folder experiment/<save>/').add_argument
     add('--save', type=str, default='test', help='run name: outputs go to experiment/<save>')
@@ -354,6 +414,12 @@ def _derive(args, parser):
                          f'--data_test, SCALE in --scale and METRIC in --metrics, e.g. '
                          f'{args.data_test[0]}:{args.scale[0]}:{args.metrics[-1]}')
         args.best_key = (name, int(s), which)
+    _check_protocol(args, parser)
+    import registry
+    models = registry.names('model', 'make_model')
+    if args.model.lower() not in models:
+        # Here, before any data is looked for: a missing dataset would hide the typo.
+        parser.error(f'unknown --model {args.model!r}; available (any case): {", ".join(models)}')
     import degradation
     args.degradation = args.degradation.lower()
     if args.degradation not in degradation.names():
@@ -361,6 +427,13 @@ def _derive(args, parser):
                      f'src/degradation/): {", ".join(degradation.names())}')
     if args.degradation != degradation.DEFAULT and len(args.scale) > 1:
         parser.error(f'--degradation {args.degradation} works at one scale; give one --scale')
+    args.test_degradation = args.test_degradation.lower()
+    if args.test_degradation and args.test_degradation not in degradation.names():
+        parser.error(f'unknown --test_degradation {args.test_degradation!r}; available (files '
+                     f'in src/degradation/): {", ".join(degradation.names())}')
+    if args.test_degradation not in ('', degradation.DEFAULT) and len(args.scale) > 1:
+        parser.error(f'--test_degradation {args.test_degradation} works at one scale; give one '
+                     f'--scale')
     # Parse the loss string here so that a bad one is refused before anything is built.
     import loss as loss_pkg
     try:
@@ -432,6 +505,18 @@ def _attach_dash_values(parser, argv):
     return out
 
 
+def _check_protocol(args, parser):
+    bad = [s for s in args.scale if args.hr_modcrop % s]
+    if args.hr_modcrop and bad:
+        parser.error(f'--hr_modcrop {args.hr_modcrop} is not a multiple of --scale {bad[0]}; '
+                     f'use a common multiple of the scales, e.g. 12 for 2+3+4')
+    explicit = 'div2k_benchmark' in getattr(args, '_given', ())
+    if args.div2k_benchmark and explicit and not any(n.lower() == 'div2k'
+                                                     for n in args.data_test):
+        parser.error('--div2k_benchmark changes how DIV2K test images are measured, and '
+                     '--data_test has no DIV2K; add DIV2K to --data_test or drop the flag')
+
+
 def _check_ssl_fits_patch(args, parser):
     """SSL needs search // 2 + 1 pixels per side of the smallest HR training patch."""
     if args.test_only or not any(t == 'SSL' for _, t in args.loss_terms):
@@ -449,17 +534,106 @@ def _check_ssl_fits_patch(args, parser):
                      f'--patch_size')
 
 
+# Values of a run named with --load that are not its defaults: they say what to do now.
+_NOT_INHERITED = ('load', 'save', 'reset', 'test_only')
+
+
+class _SavedLineParser(_Parser):
+    """Parses a run's recorded command line; its errors are about that run, not this one."""
+
+    def error(self, message):
+        raise utility.UserError(message)
+
+
+def _raw_values(argv, parser=None):
+    """{dest: value} of ``argv`` as the parser gives them (templates applied, nothing derived)."""
+    parser = parser or build_parser()
+    argv = _attach_dash_values(parser, list(argv))
+    pre, _ = parser.parse_known_args(argv)
+    parser.set_defaults(**template.defaults(pre.template, parser))
+    return vars(parser.parse_args(argv))
+
+
+def _runs_with_checkpoints():
+    root = utility.EXPERIMENT_ROOT
+    return sorted(p.name for p in root.iterdir() if (p / 'checkpoint.pt').is_file()) \
+        if root.is_dir() else []
+
+
+def saved_run_values(load):
+    """The arguments run ``load`` was started (or last resumed) with, as {dest: raw value}:
+    the defaults of a command that names it with --load.  UserError (one line) when the run
+    has no readable checkpoint, naming the runs that have one."""
+    import difflib
+    path = utility.EXPERIMENT_ROOT / load / 'checkpoint.pt'
+    if not path.is_file():
+        runs = _runs_with_checkpoints()
+        close = difflib.get_close_matches(load, runs, n=1)
+        hint = (f'did you mean --load {close[0]}? ' if close else '') + (
+            f'runs with a checkpoint: {", ".join(runs[:8])}{" ..." if len(runs) > 8 else ""}'
+            if runs else f'no run in {utility.EXPERIMENT_ROOT} has one')
+        raise utility.UserError(f'--load {load}: {path} does not exist, so there is nothing to '
+                                f'resume or evaluate; {hint} (start a new run with --save)')
+    ckpt = utility.load_pt(path, mmap=True)
+    saved = ckpt.get('args') if isinstance(ckpt, dict) else None
+    if not isinstance(saved, dict):
+        raise utility.UserError(f'{path} holds no saved arguments; it is not a checkpoint '
+                                f'written by this code')
+    raw = saved.get('raw_args')
+    if not isinstance(raw, dict):
+        # Written before raw_args was kept: the run's own command line says the same.
+        try:
+            raw = _raw_values(saved.get('argv') or [], _SavedLineParser(prog='main.py'))
+        except utility.UserError as e:
+            raise utility.UserError(f'the command line saved in {path} no longer parses ({e}); '
+                                    f'give the run\'s flags again with --load {load}') from None
+    return {k: v for k, v in raw.items() if k not in _NOT_INHERITED}
+
+
+def _run_weights(load):
+    """The weights a test-only run of run ``load`` evaluates: model_best.pt, else
+    model_latest.pt; UserError when it has neither."""
+    folder = utility.EXPERIMENT_ROOT / load / 'model'
+    for name in ('model_best.pt', 'model_latest.pt'):
+        if (folder / name).is_file():
+            return str(folder / name)
+    raise utility.UserError(f'--test_only --load {load}: {folder} holds no model_best.pt or '
+                            f'model_latest.pt; give the weights with --pre_train PATH')
+
+
 def parse_args(argv=None):
-    """Parse ``argv`` (default ``sys.argv[1:]``) into a read-only namespace."""
+    """Parse ``argv`` (default ``sys.argv[1:]``) into a read-only namespace.
+
+    With ``--load RUN`` the arguments RUN was trained with are the defaults (flags given
+    now override them; ``overrides`` lists those that changed a value, as (dest, saved,
+    given)); with ``--test_only`` too, RUN's model is evaluated (``--pre_train`` defaults to
+    its model_best.pt) into ``--save`` (default ``<RUN>_test``).
+    """
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     argv = _attach_dash_values(parser, argv)
     pre, _ = parser.parse_known_args(argv)
+    inherited = saved_run_values(pre.load) if pre.load and not pre.reset else {}
     defaults = template.defaults(pre.template, parser)
     parser.set_defaults(**defaults)
+    # The protocol's switches are defaults too (the command line wins).
+    pre, _ = parser.parse_known_args(argv)
+    parser.set_defaults(**template.PROTOCOLS[pre.protocol])
+    parser.set_defaults(**inherited)
     args = parser.parse_args(argv)
-    args._given = _given_flags(argv)
+    given = _given_flags(argv)
+    if args.load and args.test_only and not args.reset:    # --reset: Experiment refuses
+        if 'pre_train' not in given:
+            args.pre_train = _run_weights(args.load)
+        if 'save' not in given:
+            args.save = f'{args.load}_test'
+    raw = dict(vars(args))
+    args._given = given
     args = _derive(args, parser)
     del args._given
     args.argv = list(argv)
+    # The effective values before derivation: the defaults of a later --load of this run.
+    args.raw_args = raw
+    args.overrides = [(k, inherited[k], raw[k]) for k in sorted(given)
+                      if k in inherited and inherited[k] != raw[k]]
     return utility.FrozenNamespace(**vars(args))

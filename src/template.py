@@ -66,6 +66,50 @@ TEMPLATES = {
                            ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=1,
                            ssl_kl=1.0, vgg_criterion='l1', loss_range=1,
                            loss='1*L1+1*PERCEPTUAL+0.1*UGAN+1000*SSL'),
+    # The SSL repository's three other GAN recipes (issue 30).  Official hyper-parameters;
+    # batch_size is the total: the configs give batch_size_per_gpu for 4 GPUs (G/demo.sh).
+    # --ssl_stride 1: the configs put mask_stride 3 under ssl_setting, but the models read it
+    # from train, so the released runs used every edge pixel (as RealESRGAN_SSL).
+    # GAN-Based-SR/options/train/SPSRSSL/train_SPSRSSL_bicubic_x4.yml: SPSRNet 64/23/32 from
+    # the SPSR-PSNR file (--pre_train, 'params_ema'), HR patches 128, 30 per GPU, EMA 0.999;
+    # L1 1e-2, gradient-map MSE 1e-2, gradient-branch L1 0.5, VGG19 conv5_4 (L1) 1,
+    # relativistic GAN 5e-3 on images (VGG-128) and 5e-3 on gradient maps (a second VGG-128:
+    # --d_grad_pre_train), SSL 1e3 (+ KL 1e3); Adam 1e-4 (0.9, 0.99) for the generator and
+    # both discriminators; 400k iterations halving at 50k, 100k, 200k, 300k.
+    'SPSR_SSL': dict(model='SPSR', scale='4', patch_size=128, batch_size=120, lr=1e-4,
+                     betas=(0.9, 0.99), epochs=400, decay='50-100-200-300', gamma=0.5,
+                     n_feats=64, n_rrdb=23, rrdb_growth=32, ema_decay=0.999,
+                     ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=1, ssl_kl=1.0,
+                     vgg_criterion='l1', discriminator='vgg128', loss_range=1,
+                     loss='0.01*L1+0.01*GRAD_MSE+0.5*BRANCH_L1+1*VGG54+0.005*RGAN'
+                          '+0.005*GRAD_RGAN+1000*SSL'),
+    # GAN-Based-SR/options/train/BebyGANSSL/train_BebyGANSSL_bicubic_x4.yml: RRDBNet 64/23/32
+    # from BebyGAN's RRDB_warmup.pth (old ESRGAN key names, a plain state_dict), HR patches
+    # 192, 16 per GPU, EMA 0.999; best-buddy L1 1, back-projection L1 1, VGG19 conv3_4 /
+    # conv4_4 / conv5_4 (L1) 0.125 / 0.25 / 0.5, region-aware relativistic GAN 5e-3
+    # (Discriminator_VGG_192), SSL 1e3 (+ KL 1e3); Adam 1e-4 (0.9, 0.99); 600k iterations
+    # halving at 200k, 400k.
+    'BebyGAN_SSL': dict(model='RRDBNet', scale='4', patch_size=192, batch_size=64, lr=1e-4,
+                        betas=(0.9, 0.99), epochs=600, decay='200-400', gamma=0.5,
+                        n_feats=64, n_rrdb=23, rrdb_growth=32, ema_decay=0.999,
+                        ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=1, ssl_kl=1.0,
+                        vgg_criterion='l1', perceptual_layers='conv3_4:0.125+conv4_4:0.25'
+                                                              '+conv5_4:0.5',
+                        discriminator='vgg192', loss_range=1,
+                        loss='1*BBL+1*BP+1*PERCEPTUAL+0.005*REGION_RGAN+1000*SSL'),
+    # GAN-Based-SR/options/train/RankSRGANPISSL/train_RankSRGANPISSL_bicubic_x4.yml:
+    # RankSRGAN's SRResNet (no BN) 64/16 from mmsr_SRResNet_pretrain.pth, the PI ranker
+    # mmsr_Ranker_PI.pth (--ranker_pre_train), HR patches 296, 32 per GPU, EMA 0.999; L1 1e-2,
+    # rank 3e-2 (R_bias 0; the paper's term by default, --rank_released for the released
+    # one), VGG19 conv5_4 (L1) 1, vanilla GAN 5e-3 (gan_loss_compute 'GAN',
+    # Discriminator_VGG_296), SSL 1e3 (+ KL 1e3); Adam 1e-4 (0.9, 0.99); 500k iterations
+    # halving at 50k, 100k, 200k, 300k.
+    'RankSRGANPI_SSL': dict(model='RankSRGAN', scale='4', patch_size=296, batch_size=128,
+                            lr=1e-4, betas=(0.9, 0.99), epochs=500, decay='50-100-200-300',
+                            gamma=0.5, n_feats=64, n_resblocks=16, ema_decay=0.999,
+                            ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=1,
+                            ssl_kl=1.0, vgg_criterion='l1', discriminator='vgg296', loss_range=1,
+                            loss='0.01*L1+0.03*RANK+1*VGG54+0.005*GAN+1000*SSL'),
     # The SSL paper's diffusion recipe (ChrisDud0257/SSL Diffusion-Based-SR/configs/SSL/base.yaml,
     # the config its README trains with; loss terms in ldm/models/diffusion/ddpmssl.py), carried
     # to a pixel-space SR3 model (--model DiffSR) since StableSR's SD-2.1 weights cannot be had:
@@ -82,6 +126,51 @@ TEMPLATES = {
                        ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_threshold=20.0,
                        ssl_stride=3, ssl_kl=1.0, loss_range=1,
                        loss='1*EPS+0.1*L1+0.5*SSL'),
+    # The SSL repository's KAIR-based BSRGAN recipes (GAN-Based-SR/train_BSGRAN/options/BSRGAN/
+    # train_*SSL*_x4.json, models/model_ssl.py): HR patches degraded on the fly by
+    # --degradation bsrgan (KAIR degradation_bsrgan, no ISP), 1*L1 + 1*VGG19 layers
+    # [2,7,16,25,34] x (0.1,0.1,1,1,1) (L1, input-normalised: PERCEPTUAL) + 1*LSGAN with KAIR's
+    # Discriminator_UNet + SSL 500 (L1) + 500 (KL) with the mask stride 3 applied (KAIR's
+    # model_ssl.py applies it), all on [0, 1] images (loss_range 1); Adam 1e-4 with torch's
+    # default betas for G and D; E_decay 0.999; lr halved at the milestones; the JSON batch is
+    # the total over GPUs (main_train_SSL.py divides it).  --pre_train reads KAIR's 0_G.pth
+    # layout, --d_pre_train KAIR's *_D.pth.  1 epoch = --test_every iterations.
+    # train_BSRGANSSL_DF2K_OST_x4.json: RRDBNet 64/23/32 from BSRGAN_PSNR/0_G.pth, HR 256,
+    # batch 48, 150k iterations, milestones 40k, 80k.
+    'BSRGAN_SSL': dict(model='RRDBNet', scale='4', n_feats=64, n_rrdb=23, rrdb_growth=32,
+                       patch_size=256, batch_size=48, lr=1e-4, betas=(0.9, 0.999),
+                       test_every=1000, epochs=150, decay='40-80', gamma=0.5, ema_decay=0.999,
+                       degradation='bsrgan', ssl_search=25, ssl_window=9, ssl_sigma=0.004,
+                       ssl_stride=3, ssl_kl=1.0, vgg_criterion='l1', loss_range=1,
+                       loss='1*L1+1*PERCEPTUAL+1*LSGAN+500*SSL'),
+    # train_SwinIRGANSSL_BSRGAN_DF2K_OST_x4.json: SwinIR-M classical (img_size 64, window 8,
+    # embed 180, depths and heads 6x6, mlp 2, pixelshuffle, 1conv, img_range 1) from
+    # SwinIR_BSRGAN/0_G.pth, HR 256, batch 16, 300k iterations, milestones as written
+    # [200k, 250k, 375k, 287.5k]: the lr halves at 200k, 250k and 287.5k, 375k is past the end
+    # (epochs of 500 iterations, so that 287.5k is a whole epoch).
+    'SwinIRGAN_BSRGAN_SSL': dict(
+        model='SwinIR', scale='4', img_size=64, window_size=8, embed_dim=180,
+        depths=(6,) * 6, num_heads=(6,) * 6, mlp_ratio=2.0, upsampler='pixelshuffle',
+        resi_connection='1conv', patch_size=256, batch_size=16, lr=1e-4, betas=(0.9, 0.999),
+        test_every=500, epochs=600, decay='400-500-750-575', gamma=0.5, ema_decay=0.999,
+        degradation='bsrgan', ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=3,
+        ssl_kl=1.0, vgg_criterion='l1', loss_range=1,
+        loss='1*L1+1*PERCEPTUAL+1*LSGAN+500*SSL'),
+}
+
+
+# Evaluation protocols for --protocol: values of the switches of option.py's "evaluation
+# protocol" group (and the DIV2K test range), applied as defaults like a template.
+PROTOCOLS = {
+    # EDSR-PyTorch (src/utility.py calc_psnr): rounded Y, shave scale on benchmarks and
+    # scale + 6 on DIV2K (RGB), LR made from HR cropped to a multiple of the scale.
+    'edsr': dict(y_channel='rounded', crop_border='edsr', hr_modcrop=0, div2k_benchmark=False),
+    # The SSL paper's evaluation (ChrisDud0257/SSL GAN-Based-SR/scripts/metrics/
+    # calculate_psnr_ssim.py with BasicSR's metric_util.to_y_channel: float Y, crop_border 4 at
+    # x4 for every metric; datasets/README_TEST.MD: GTmod12 HR images; DIV2K100 = 801-900
+    # evaluated like the other test sets).
+    'ssl_paper': dict(y_channel='float', crop_border='scale', hr_modcrop=12,
+                      div2k_benchmark=True, data_range='1-800/801-900'),
 }
 
 

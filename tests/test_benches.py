@@ -90,3 +90,28 @@ def test_ssim_bench_refuses_an_unknown_revision():
     assert run.stderr.strip().splitlines() == [
         "ssim_map.py: error: --against: 'no-such-rev' is not a commit of this repository; "
         'give a commit, tag or branch (git log --oneline lists them)']
+
+
+@pytest.mark.slow
+def test_degrade_bench_times_presets_beside_each_other():
+    """bench/degrade.py --beside: each preset's median on the same batches, and the ratios."""
+    run = subprocess.run([sys.executable, str(REPO / 'bench' / 'degrade.py'), '--iters', '2',
+                          '--degradation', 'realesrgan', '--beside', 'bsrgan', '--model', 'EDSR',
+                          '--scale', '4', '--n_resblocks', '1', '--n_feats', '8',
+                          '--batch_size', '2', '--patch_size', '64'],
+                         capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    first = float(re.search(r'^degradation: ([\d.]+) s/batch', run.stdout, re.M)[1])
+    other = re.search(r'^degradation bsrgan: ([\d.]+) s/batch .*ratio to realesrgan: ([\d.]+)$',
+                      run.stdout, re.M)
+    step = float(re.search(r'^training step: ([\d.]+) s/batch', run.stdout, re.M)[1])
+    assert first > 0 and step > 0
+    # printed values are rounded to 1 ms and the ratio to 0.001
+    o = float(other[1])
+    ratio = o / first
+    assert abs(float(other[2]) - ratio) <= ratio * (0.0005 / o + 0.0005 / first) + 0.0005
+    assert re.search(r'^ratio bsrgan / step: [\d.]+$', run.stdout, re.M)
+    bad = subprocess.run([sys.executable, str(REPO / 'bench' / 'degrade.py'), '--degradation',
+                          'realesrgan', '--beside', 'nope'], capture_output=True, text=True,
+                         timeout=300, cwd=REPO)
+    assert bad.returncode == 2 and "--beside 'nope'" in bad.stderr

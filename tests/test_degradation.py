@@ -292,7 +292,7 @@ def test_registry_lists_the_files():
     assert degradation.make('bicubic', 4) is None
     assert isinstance(degradation.make('RealESRGAN', 4), SecondOrder)
     with pytest.raises(utility.UserError, match='realesrgan_ssl'):
-        degradation.load('bsrgan')
+        degradation.load('nope')
 
 
 def test_training_pool_mixes_pairs_deterministically():

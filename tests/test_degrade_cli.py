@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -97,8 +98,8 @@ def test_degrade_user_errors(tiny, capsys):
         for n in needles:
             assert n in err[0], (n, err[0])
 
-    check(['--dir_data', tiny, '--data_test', 'Tiny', '--degradation', 'bsrgan'],
-          "unknown --degradation 'bsrgan'", 'realesrgan_ssl')
+    check(['--dir_data', tiny, '--data_test', 'Tiny', '--degradation', 'nope'],
+          "unknown --degradation 'nope'", 'realesrgan_ssl')
     check(['--dir_data', tiny, '--data_test', 'Tiny', '--degradation', 'bicubic'],
           'needs no generated test set')
     check(['--dir_data', tiny, '--data_test', 'Tiny', '--scale', 'x4'], '--scale')
@@ -178,3 +179,108 @@ def test_realesrgan_ssl_training_with_ssl_smoke(tiny, tmp_path):
     assert 'SSL:' in log and '[Tiny x4]  PSNR:' in log and 'nan' not in log.lower()
     ckpt = torch.load(exp / 'ssl' / 'checkpoint.pt', weights_only=True)
     assert ckpt['args']['degradation'] == 'realesrgan_ssl' and ckpt['iteration'] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('preset,variants', [('bsrgan', 1), ('mix', 3)])
+def test_bsrgan_and_mix_sets_are_byte_identical_and_seeded(tiny, tmp_path, preset, variants):
+    copies = []
+    for i, threads in enumerate(('1', '2')):
+        root = tmp_path / f'c{i}'
+        shutil.copytree(tiny / 'benchmark' / 'Tiny' / 'HR', root / 'benchmark' / 'Tiny' / 'HR')
+        extra = ['--variants', str(variants)] if preset == 'mix' else []
+        proc = run_degrade(['--dir_data', root, '--data_test', 'Tiny', '--degradation', preset,
+                            '--seed', '3', *extra], threads=threads)
+        assert proc.returncode == 0, proc.stderr
+        copies.append(_files(root / 'benchmark' / 'Tiny' / f'LR_{preset}' / 'X4'))
+    a, b = copies
+    manifest = json.loads(a.pop('manifest.json'))
+    b.pop('manifest.json')
+    assert a == b                                    # two runs, one and two threads
+    if preset == 'bsrgan':
+        assert set(a) == {'ax4.png', 'bx4.png'}
+        assert 'degradation_bsrgan' in manifest['source']
+        assert set(manifest['images']['a']['params']['order']) == set(range(7))
+    else:
+        assert set(a) == {f'{s}+{k}x4.png' for s in 'ab' for k in range(3)}
+        assert manifest['variants'] == 3 and sum(manifest['groups'].values()) == 6
+        entry = manifest['images']['b+2']
+        assert entry['hr'] == 'b' and entry['variant'] == 2
+        assert entry['group'] in ('realesrgan', 'bsrgan')
+        assert entry['group'] == entry['params']['group']
+        assert '--variants 3' in manifest['command']
+        # versions differ from one another
+        assert len({a[f'a+{k}x4.png'] for k in range(3)}) == 3
+    assert Image.open(tmp_path / 'c0' / 'benchmark' / 'Tiny' / f'LR_{preset}' / 'X4' /
+                      next(iter(a))).size in ((24, 24), (16, 15))
+    other = tmp_path / 'c0'
+    proc = run_degrade(['--dir_data', other, '--data_test', 'Tiny', '--degradation', preset,
+                        '--seed', '4'] + (['--variants', str(variants)] if variants > 1 else []))
+    assert proc.returncode == 0, proc.stderr
+    c = _files(other / 'benchmark' / 'Tiny' / f'LR_{preset}' / 'X4')
+    assert all(c[k] != a[k] for k in a)              # another seed, other images
+
+
+def test_variants_needs_mix(tiny, capsys):
+    import degrade
+    with pytest.raises(SystemExit) as e:
+        degrade.main(['--dir_data', str(tiny), '--data_test', 'Tiny', '--degradation',
+                      'bsrgan', '--variants', '3'])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and '--variants 3 needs --degradation mix' in err[0]
+
+
+@pytest.mark.slow
+def test_mixed_set_evaluates_every_version_and_each_group(tiny, tmp_path):
+    root = tmp_path / 'd'
+    shutil.copytree(tiny / 'benchmark' / 'Tiny' / 'HR', root / 'benchmark' / 'Tiny' / 'HR')
+    import degrade
+    degrade.make_test_set(root, 'Tiny', 4, 'mix', 0, log=lambda *_: None, variants=4)
+    exp = tmp_path / 'exp'
+    proc = run_main(['--model', 'Bicubic', '--scale', '4', '--data_test', 'Tiny', '--dir_data',
+                     root, '--test_only', '--n_threads', '0', '--degradation', 'mix',
+                     '--save', 'mix'], exp_root=exp)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((root / 'benchmark' / 'Tiny' / 'LR_mix' / 'X4' / 'manifest.json')
+                          .read_text())
+    rows = (exp / 'mix' / 'metrics.csv').read_text().splitlines()[1:]
+    psnr = {r.split(',')[2]: float(r.split(',')[3]) for r in rows}
+    assert set(psnr) == {f'{s}+{k}' for s in 'ab' for k in range(4)}
+    metrics = json.loads((exp / 'mix' / 'metrics.json').read_text())
+    assert metrics['Tiny']['x4']['psnr'] == pytest.approx(np.mean(list(psnr.values())), abs=1e-5)
+    for g, n in manifest['groups'].items():
+        mine = [v for k, v in psnr.items() if manifest['images'][k]['group'] == g]
+        assert len(mine) == n
+        assert metrics[f'Tiny/{g}']['x4']['psnr'] == pytest.approx(np.mean(mine), abs=1e-5)
+    log = (exp / 'mix' / 'log.txt').read_text()
+    assert '[Tiny x4]  PSNR' in log and '[Tiny/' in log
+    # a version whose LR file is gone is a user error naming the command
+    (root / 'benchmark' / 'Tiny' / 'LR_mix' / 'X4' / 'a+1x4.png').unlink()
+    gone = run_main(['--model', 'Bicubic', '--scale', '4', '--data_test', 'Tiny', '--dir_data',
+                     root, '--test_only', '--n_threads', '0', '--degradation', 'mix',
+                     '--save', 'mix2'], exp_root=exp)
+    assert_user_error(gone, 'lists a+1', '--degradation mix --variants 4 --seed 0')
+
+
+@pytest.mark.slow
+def test_bsrgan_training_resumes_exactly(tiny, tmp_path):
+    """--degradation bsrgan on the fly: 1 epoch + --load to 2 = 2 epochs, bit for bit."""
+    _made(tiny, 'bsrgan')
+    exp = tmp_path / 'exp'
+    extra = ('--degradation', 'bsrgan', '--loss', '1*L1')
+    full = run_main(_train(tiny, 'full', 2, *extra), exp_root=exp)
+    assert full.returncode == 0, full.stderr[-3000:]
+    part = run_main(_train(tiny, 'part', 1, *extra), exp_root=exp)
+    assert part.returncode == 0, part.stderr[-3000:]
+    resumed = run_main(_train(tiny, 'x', 2, *extra, '--load', 'part'), exp_root=exp)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = torch.load(exp / 'full' / 'model' / 'model_latest.pt', weights_only=True)
+    b = torch.load(exp / 'part' / 'model' / 'model_latest.pt', weights_only=True)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    d = torch.load(exp / 'part' / 'checkpoint.pt', weights_only=True)
+    assert d['epoch'] == 2 and d['iteration'] == 6 and d['args']['degradation'] == 'bsrgan'
+    log = (exp / 'full' / 'log.txt').read_text()
+    assert '[Tiny x4]  PSNR:' in log and 'nan' not in log.lower()
+    usm = run_main(_train(tiny, 'u', 1, *extra, '--degradation_usm_gt'), exp_root=exp)
+    assert_user_error(usm, '--degradation_usm_gt', '--degradation bsrgan')

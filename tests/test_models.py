@@ -52,18 +52,19 @@ def test_every_model_at_every_scale(name, scale):
                              + OWN_TINY.get(name, []))
     net = model.Model(args, 'cpu').train()
     lr = torch.rand(2, 3, 6, 7) * 255
-    # The step protocol: a model may take the HR batch in training and return a dict.
+    # The step protocol: a model may take the HR batch in training and return its
+    # auxiliary outputs by name beside 'sr' (AUX_OUTPUTS).
     given = {'hr': torch.rand(2, 3, 6 * scale, 7 * scale) * 255}
-    sr = net(lr, 0, **{k: given[k] for k in net.train_inputs})
-    if isinstance(sr, dict):
-        assert set(sr) == {'sr', *net.aux_outputs}
-        sr = sr['sr']
+    out = net(lr, 0, **{k: given[k] for k in net.train_inputs})
+    outputs = out if isinstance(out, dict) else {'sr': out}
+    assert set(outputs) == {'sr', *net.aux_outputs}
+    sr = outputs['sr']
     assert sr.shape == (2, 3, 6 * scale, 7 * scale)
-    assert torch.isfinite(sr).all()
+    assert all(torch.isfinite(v).all() for v in outputs.values())
 
     trainable = [(n, p) for n, p in net.get_model().named_parameters() if p.requires_grad]
     if trainable:  # Bicubic has nothing to train
-        (sr * torch.randn_like(sr)).mean().backward()
+        sum((v * torch.randn_like(v)).mean() for v in outputs.values()).backward()
     bad = [n for n, p in trainable if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not bad, f'{name} x{scale}: no or non-finite gradient for {bad}'
 

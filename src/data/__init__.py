@@ -68,7 +68,8 @@ def make_dataset(args, name, train, rank=0):
     files = dataset_files()
     if name.lower() in files:
         module = registry.load('data', name, 'make_dataset', 'dataset')
-        deg = getattr(args, 'degradation', 'bicubic')
+        import degradation
+        deg = degradation.for_tests(args)
         if not train and deg != 'bicubic' and not getattr(module, 'LR_INPUT', False):
             raise utility.UserError(
                 f'--degradation {deg}: test set {name} has no degraded LR images; test on a '

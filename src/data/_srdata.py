@@ -116,6 +116,8 @@ class SRData(torch.utils.data.Dataset):
         self.rank = rank
         # Other degradations than bicubic make the LR in the trainer from HR patches.
         self.hr_only = train and getattr(args, 'degradation', 'bicubic') != 'bicubic'
+        # --hr_modcrop: test HR images cropped to a multiple of it before the LR is made.
+        self.modcrop = 0 if train else getattr(args, 'hr_modcrop', 0)
         self.hr_paths = []
         self.lr_paths = [[] for _ in self.scale]
         self.cache_id = None
@@ -191,8 +193,16 @@ class SRData(torch.utils.data.Dataset):
         return img
 
     def load_hr(self, i):
-        """uint8 [H, W, 1|3] HR image i, channels as stored."""
-        return self.read_file(self.hr_paths[i])
+        """uint8 [H, W, 1|3] HR image i, channels as stored (top-left crop to a multiple of
+        ``--hr_modcrop`` for test sets that set it)."""
+        hr = self.read_file(self.hr_paths[i])
+        m = self.modcrop
+        if m and (hr.shape[0] % m or hr.shape[1] % m):
+            if hr.shape[0] < m or hr.shape[1] < m:
+                raise utility.UserError(f'{self.name}/{self.image_names[i]} is smaller than '
+                                        f'--hr_modcrop {m}; remove it or lower --hr_modcrop')
+            hr = hr[:hr.shape[0] // m * m, :hr.shape[1] // m * m]
+        return hr
 
     def load_lr(self, i, idx_scale, hr=None):
         """uint8 [h, w, 1|3] LR image i at scale index ``idx_scale``, channels as stored.
@@ -204,8 +214,11 @@ class SRData(torch.utils.data.Dataset):
             return self.read_file(path)
         s = self.scale[idx_scale]
         hr_path = self.hr_paths[i]
+        key = _file_key(hr_path) + LR_CACHE_VERSION
+        if self.modcrop:
+            key += f'mod{self.modcrop}'
         cached = (CACHE_ROOT / 'lr_bicubic' / self.cache_id / f'X{s}'
-                  / f'{hr_path.stem}_{short_hash(_file_key(hr_path) + LR_CACHE_VERSION, 12)}.npy')
+                  / f'{hr_path.stem}_{short_hash(key, 12)}.npy')
         lr = load_npy(cached)
         if lr is None:
             lr = bicubic_lr(self.load_hr(i) if hr is None else hr, s)

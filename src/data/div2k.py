@@ -10,7 +10,8 @@ images 801..900.  A single range serves a run that trains or tests on DIV2K, not
 that does both.  Images are chosen by the number in their
 file name, looked up in both the train and valid folders, so the official archives can be
 unpacked as they are.  A missing LR image is made from the HR and cached.  Not a
-benchmark: metrics follow EDSR-PyTorch (RGB, shave scale + 6).
+benchmark: metrics follow EDSR-PyTorch (RGB, shave scale + 6), unless ``--div2k_benchmark``
+(``--protocol ssl_paper``) measures the test images as a benchmark set (Y channel).
 """
 from pathlib import Path
 
@@ -38,6 +39,7 @@ def parse_range(text, train):
 class DIV2K(_srdata.SRData):
     def __init__(self, args, name, train, rank=0):
         super().__init__(args, name, train, rank)
+        self.benchmark = not train and getattr(args, 'div2k_benchmark', False)
         root = (Path(args.dir_data) / 'DIV2K').resolve()
         hr_dirs = [root / f'DIV2K_{split}_HR' for split in _SPLITS]
         if not any(d.is_dir() for d in hr_dirs):

@@ -39,6 +39,12 @@ def name_hash(name):
     return int(hashlib.sha1(name.encode('utf-8')).hexdigest()[:8], 16)
 
 
+def for_tests(args):
+    """The degradation whose LR_<name> folders the test sets read: --test_degradation, or
+    --degradation when that is not given."""
+    return getattr(args, 'test_degradation', '') or getattr(args, 'degradation', DEFAULT)
+
+
 def test_keys(seed, scale, image_name, variant=0):
     """(batch_key, [sample_key]) of one test image (variant > 0: preview alternatives)."""
     key = (_TEST, seed, scale, name_hash(image_name), variant)

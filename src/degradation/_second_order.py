@@ -8,6 +8,9 @@ For HR [B, 3, H, W] in [0, 1] (H, W multiples of the scale s), as Real-ESRGAN's
   -> blur k2 (with probability ``second_blur_prob``) -> resize to (H/s, W/s) x a random
   factor -> noise -> one of: [resize to (H/s, W/s) + sinc + JPEG] or [JPEG + resize + sinc]
   -> round to 8 bit.
+A preset with ``second_order_prob`` (the SSL paper's test-set script) runs the second stage
+with that probability (per batch); otherwise the first stage's output is resized to
+(H/s, W/s) with the first resize's mode and rounded.
 
 Which draws are per batch and which per sample follows Real-ESRGAN: the resize types,
 factors and modes, the noise kind (Gaussian or Poisson), whether the second blur applies and
@@ -103,6 +106,9 @@ class SecondOrder:
             'final_order': 'resize_sinc_jpeg' if rng.random() < 0.5 else 'jpeg_resize_sinc',
             'final_mode': _ops.RESIZE_MODES[int(rng.integers(0, 3))],
         }
+        # Drawn last, and only by presets that have it, so the others draw what they drew.
+        second = ('second_order_prob' not in p
+                  or bool(rng.random() < p['second_order_prob']))
         out = []
         for key in sample_keys:
             r = key_rng(key, _PARAMS)
@@ -120,6 +126,8 @@ class SecondOrder:
                 'final': {'order': batch['final_order'], 'mode': batch['final_mode']},
             }
             sample['kernel2']['applied'] = batch['blur2_applied']
+            if 'second_order_prob' in p:
+                sample['second_order'] = second
             if r.random() < fin['sinc_prob']:
                 size = int(r.choice(list(fin['kernel_sizes'])))
                 sample['final']['sinc'] = {'size': size,
@@ -184,6 +192,10 @@ class SecondOrder:
                           r['mode'])
         out = self._noise(out, params, 'noise1', gens)
         out = self._jpeg(out, params, 'jpeg1')
+        if not params[0].get('second_order', True):
+            # first order only (the SSL generate script): straight to the LR size, with the
+            # first resize's mode
+            return _ops.round8(_ops.resize(out, (h // s, w // s), r['mode']))
         # second stage
         if params[0]['kernel2']['applied']:
             out = _ops.filter2d(out, self._kernels(params, 'kernel2', dev, dt))
@@ -234,6 +246,10 @@ def describe(sample):
         return f'{n["type"][:5]}{" gray" if n["gray"] else ""} {v}'
 
     r1, r2, fin = sample['resize1'], sample['resize2'], sample['final']
+    if not sample.get('second_order', True):
+        return [f'1: {kernel(sample["kernel1"])}',
+                f'   {r1["type"]} x{r1["factor"]:.2f} {r1["mode"]}, {noise(sample["noise1"])}, '
+                f'q{sample["jpeg1"]}', '2: none (first order only)']
     k2 = kernel(sample['kernel2']) if sample['kernel2']['applied'] else 'none'
     sinc = 'sinc' + str(fin['sinc']['size']) if fin['sinc'] else 'no sinc'
     return [f'1: {kernel(sample["kernel1"])}',

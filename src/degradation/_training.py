@@ -37,6 +37,9 @@ class OnTheFly:
         self.per_rank = args.batch_size // world_size
         self.pool_size = int(args.degradation_pool)
         self.usm_gt = bool(args.degradation_usm_gt)
+        if self.usm_gt and not hasattr(deg, 'usm'):
+            raise utility.UserError(f'--degradation_usm_gt sharpens the target as Real-ESRGAN '
+                                    f'does, which --degradation {self.name} does not; drop it')
         if self.pool_size and self.pool_size % self.per_rank:
             nearest = self.per_rank * max(1, round(self.pool_size / self.per_rank))
             raise utility.UserError(

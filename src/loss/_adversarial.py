@@ -26,6 +26,11 @@ import torch.nn.functional as F
 import discriminator as discriminator_pkg
 from discriminator._vgg_style import VGGStyleDiscriminator
 
+def _mse(scores, target):
+    """Mean squared distance of the scores to a constant label (LSGAN: 1.0 real, 0.0 fake)."""
+    return F.mse_loss(scores, torch.full_like(scores, target))
+
+
 def _bce(logits, target):
     """Mean binary cross-entropy of logits against a constant label (1.0 real, 0.0 fake)."""
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
@@ -42,8 +47,16 @@ class Adversarial(nn.Module):
     without gradient.  Means are over the batch.  As in ESRGAN, the D loss back-propagates
     through both means (the SSL authors' BasicSR copy detaches them in the D step).
 
+    least_squares True (LSGAN, Mao et al. 2017, as KAIR's ``GANLoss('lsgan')``): D loss
+    MSE(D(hr), 1) + MSE(D(sr), 0); generator loss MSE(D(sr), 1); means over every output.
+
     forward(sr, hr): [B, C, H, W] in [0, rgb_range], sizes the discriminator takes -> scalar
     generator loss (BCE means over every logit: per image or per pixel).
+    ``view`` (optional): what the discriminator sees instead of the images, a callable
+    ``(fake, real) -> (fake', real')`` on the [0, 1] images, used in its updates and in the
+    generator loss alike (keeping fake's graph): SPSR's gradient maps (GRAD_RGAN),
+    BebyGAN's images without their flat regions (REGION_RGAN).  An nn.Module view is a child
+    (its buffers travel with the term).
     ``last_d_loss``: mean discriminator loss of the last update (0-dim tensor) or None.
     """
 
@@ -51,9 +64,14 @@ class Adversarial(nn.Module):
 
     def __init__(self, relativistic=False, n_colors=3, rgb_range=255, gan_k=1, lr=1e-4,
                  betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, sync_ddp=True,
-                 discriminator=None):
+                 discriminator=None, view=None,
+                 least_squares=False):
         super().__init__()
+        if relativistic and least_squares:
+            raise ValueError('relativistic and least_squares exclude each other')
         self.relativistic = relativistic
+        self.view = view
+        self.least_squares = least_squares
         self.rgb_range = rgb_range
         self.gan_k = gan_k
         self.sync_ddp = sync_ddp
@@ -92,11 +110,16 @@ class Adversarial(nn.Module):
         with torch.autocast(sr.device.type, enabled=False):
             fake = sr.float() / self.rgb_range
             real = hr.detach().float() / self.rgb_range
+            if self.view is not None:
+                fake, real = self.view(fake, real)
+                real = real.detach()
             if self.training:
                 self._update_discriminator(fake.detach(), real)
             return self._generator_loss(fake, real)
 
     def _discriminator_loss(self, d_real, d_fake):
+        if self.least_squares:
+            return _mse(d_real, 1.0) + _mse(d_fake, 0.0)
         if self.relativistic:
             return (_bce(d_real - d_fake.mean(), 1.0) + _bce(d_fake - d_real.mean(), 0.0)) / 2
         return _bce(d_real, 1.0) + _bce(d_fake, 0.0)
@@ -123,6 +146,8 @@ class Adversarial(nn.Module):
             p.requires_grad_(False)
         try:
             d_fake = self.discriminator(fake)
+            if self.least_squares:
+                return _mse(d_fake, 1.0)
             if not self.relativistic:
                 return _bce(d_fake, 1.0)
             with torch.no_grad():
@@ -165,13 +190,16 @@ class Adversarial(nn.Module):
             offset += g.numel()
 
 
-def make_adversarial(args, relativistic, default='vgg', name=None):
-    """The GAN-type term for ``args``: vanilla (BCE) or relativistic-average, playing against
-    ``--discriminator`` (``default`` when the flag is empty), started from --d_pre_train."""
-    name = name or ('RGAN' if relativistic else 'GAN')
-    choice = getattr(args, 'discriminator', '') or default
+def make_adversarial(args, relativistic, default='vgg', name=None, view=None, choice=None,
+                     least_squares=False):
+    """The GAN-type term for ``args``: vanilla (BCE), relativistic-average or least-squares
+    (LSGAN), playing against ``choice`` or else ``--discriminator`` (``default`` when the flag
+    is empty), started from --d_pre_train; ``view``: see Adversarial."""
+    name = name or ('LSGAN' if least_squares else 'RGAN' if relativistic else 'GAN')
+    choice = choice or getattr(args, 'discriminator', '') or default
     net = discriminator_pkg.make_discriminator(args, choice, term=name)
     return Adversarial(relativistic=relativistic, n_colors=args.n_colors,
                        rgb_range=args.rgb_range, gan_k=args.gan_k, lr=args.lr,
                        betas=args.betas, eps=args.epsilon, weight_decay=args.weight_decay,
-                       discriminator=net)
+                       discriminator=net, view=view,
+                       least_squares=least_squares)

@@ -7,6 +7,8 @@ conv1_2, conv2_2, conv3_4, conv4_4 and conv5_4 with weights 0.1, 0.1, 1, 1, 1 (R
 ``style_weight: 0``); each distance is the mean absolute difference (``--vgg_criterion
 mse`` makes it the mean squared one).  Inputs are ImageNet-normalised.  Weights: a
 torchvision vgg19 state_dict given with --vgg_weights (see _vgg.py); nothing is downloaded.
+``--perceptual_layers`` picks other layers and weights (BebyGAN's config:
+``conv3_4:0.125+conv4_4:0.25+conv5_4:0.5``).
 """
 import torch
 import torch.nn as nn
@@ -17,7 +19,7 @@ import utility
 from . import _vgg
 
 # Flags only this loss type reads: refused by option.parse_args when no term reads them.
-FLAGS = ('vgg_criterion', 'vgg_weights')
+FLAGS = ('vgg_criterion', 'vgg_weights', 'perceptual_layers')
 
 # torchvision vgg19 ``features`` index of each conv (the features are its output, pre-ReLU)
 LAYERS = {'conv1_2': 2, 'conv2_2': 7, 'conv3_4': 16, 'conv4_4': 25, 'conv5_4': 34}
@@ -73,4 +75,26 @@ def make_loss(args):
         raise utility.UserError(f'PERCEPTUAL needs --patch_size >= 16 (VGG19 halves the size '
                                 f'four times before conv5_4), got {args.patch_size}')
     return PerceptualLoss(weights=args.vgg_weights, rgb_range=args.rgb_range,
-                          criterion=args.vgg_criterion)
+                          criterion=args.vgg_criterion,
+                          layer_weights=parse_layers(getattr(args, 'perceptual_layers', '')))
+
+
+def parse_layers(text):
+    """'conv3_4:0.125+conv5_4:0.5' -> {'conv3_4': 0.125, 'conv5_4': 0.5}; '' -> None (the
+    default LAYER_WEIGHTS).  UserError (one line) for anything else."""
+    if not text.strip():
+        return None
+    out = {}
+    for part in text.split('+'):
+        name, _, weight = part.strip().partition(':')
+        try:
+            value = float(weight)
+        except ValueError:
+            value = float('nan')
+        if name not in LAYERS or not value > 0 or value == float('inf') or name in out:
+            raise utility.UserError(
+                f'--perceptual_layers {text!r}: {part.strip()!r} is not layer:weight with a '
+                f'positive weight and a layer of {", ".join(LAYERS)} given once; e.g. '
+                f'conv3_4:0.125+conv4_4:0.25+conv5_4:0.5')
+        out[name] = value
+    return out

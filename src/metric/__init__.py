@@ -8,7 +8,12 @@ inside) and declares its traits:
 * ``LOWER_IS_BETTER`` [False]: True for distances (LPIPS, DISTS);
 * ``LOG_FORMAT`` ['.4f']: how the log prints its mean;
 * ``LABEL`` [the name in upper case]: its name in the log;
-* ``RGB_ONLY`` [False]: refused with ``--n_colors 1``.
+* ``RGB_ONLY`` [False]: refused with ``--n_colors 1``;
+* ``NO_REFERENCE`` [False]: True when only sr is scored (NIQE, MUSIQ, CLIP-IQA);
+* ``PER_SET`` [False]: True for a metric of a whole set (FID): its object has
+  ``reset()``, ``add(sr, hr, scale, benchmark)`` for every image and ``result() -> (value,
+  note)`` once the set is done (``note``: a line for the log, or '').  Its value appears in
+  the log line and metrics.json of the set, not in the per-image metrics.csv.
 
 Metrics that hold a network are built once per process and device (``build``), in eval
 mode; they read their weights from local files only (see ``_weights``).
@@ -57,6 +62,10 @@ def log_format(name):
     return getattr(get_module(name), 'LOG_FORMAT', '.4f')
 
 
+def per_set(name):
+    return bool(getattr(get_module(name), 'PER_SET', False))
+
+
 def direction(name):
     return 'lower is better' if lower_is_better(name) else 'higher is better'
 
@@ -74,7 +83,8 @@ def build(args, device):
     hub = torch.hub.get_dir()
     out = {}
     for name in args.metrics:
-        key = (name, str(device), args.rgb_range, args.n_colors, args.metric_weights, hub)
+        key = (name, str(device), args.rgb_range, args.n_colors, args.metric_weights, hub,
+               getattr(args, 'crop_border', 'edsr'), getattr(args, 'y_channel', 'rounded'))
         if key not in _BUILT:
             metric = get_module(name).make_metric(args)
             if isinstance(metric, torch.nn.Module):
@@ -95,6 +105,12 @@ def weight_files(metrics):
 
 
 def score(metrics, sr, hr, scale, benchmark):
-    """{name: float} for one image (the mean over a batch)."""
-    return {name: float(metric(sr, hr, scale, benchmark).mean())
-            for name, metric in metrics.items()}
+    """{name: float} for one image (the mean over a batch), per-image metrics only; the
+    per-set ones (FID) are handed the image with ``add``."""
+    out = {}
+    for name, metric in metrics.items():
+        if per_set(name):
+            metric.add(sr, hr, scale, benchmark)
+        else:
+            out[name] = float(metric(sr, hr, scale, benchmark).mean())
+    return out

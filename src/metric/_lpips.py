@@ -24,8 +24,8 @@ HEAD = {'alexnet': 'lpips_alex', 'vgg16': 'lpips_vgg'}
 class LPIPS(_perceptual.NetworkMetric):
     """forward(sr, hr, scale, benchmark) -> float64 [B]; see the module docstring."""
 
-    def __init__(self, arch, rgb_range, weights_dir='', label='LPIPS'):
-        super().__init__(rgb_range)
+    def __init__(self, arch, rgb_range, weights_dir='', label='LPIPS', crop='edsr'):
+        super().__init__(rgb_range, crop)
         self.label = label
         bounds = STAGES[arch]
         layers, self.backbone_file = _backbones.load_features(arch, bounds[-1], weights_dir, label)

@@ -29,9 +29,10 @@ class NetworkMetric(nn.Module):
     label = ''
     min_side = 1
 
-    def __init__(self, rgb_range):
+    def __init__(self, rgb_range, crop='edsr'):
         super().__init__()
         self.rgb_range = rgb_range
+        self.crop = crop        # --crop_border (see _pixel.border)
         # Follows .to(device), so forward knows where the network lives.
         self.register_buffer('_anchor', torch.zeros(0), persistent=False)
 
@@ -52,7 +53,7 @@ class NetworkMetric(nn.Module):
                              f'{tuple(sr.shape)} and {tuple(hr.shape)}')
         if sr.shape[1] != 3:
             raise ValueError(f'{self.label} needs RGB images, got {sr.shape[1]} channels')
-        shave = _pixel.border(scale, benchmark)
+        shave = _pixel.border(scale, benchmark, self.crop)
         h, w = sr.shape[-2:]
         if min(h, w) - 2 * shave < self.min_side:
             raise ValueError(f'image {h}x{w} is too small for {self.label} (at least '

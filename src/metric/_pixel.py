@@ -23,18 +23,31 @@ Conventions (those behind the published benchmark tables):
   data_range=255)``, whose mean already leaves out the padded border.
 
 Arithmetic is float64 so that results do not depend on the device.
+
+Protocol switches (``--y_channel``, ``--crop_border``, see ``protocol``): ``y='float'`` keeps
+rgb2ycbcr's unrounded Y (BasicSR and the SSL paper); ``crop='scale'`` shaves ``scale`` pixels
+on every set, an integer that many.
 """
 from imageops import quantize, rgb_to_y
 
 
-def border(scale, benchmark):
-    """Pixels shaved from each side before scoring: ``scale`` on benchmark sets, ``scale + 6``
-    elsewhere (EDSR-PyTorch's convention); every metric uses it."""
-    return scale if benchmark else scale + 6
+def border(scale, benchmark, crop='edsr'):
+    """Pixels shaved from each side before scoring; every metric uses it.
+
+    crop: 'edsr' (default): ``scale`` on benchmark sets, ``scale + 6`` elsewhere
+    (EDSR-PyTorch's convention); 'scale': ``scale`` everywhere (BasicSR's ``crop_border``
+    as the SSL paper sets it); an int: that many pixels.
+    """
+    if crop == 'edsr':
+        return scale if benchmark else scale + 6
+    if crop == 'scale':
+        return scale
+    return int(crop)
 
 
-def prepare(sr, hr, scale, rgb_range, benchmark):
-    """Quantise, scale to 0..255 (float64), choose channels and shave the border.
+def prepare(sr, hr, scale, rgb_range, benchmark, crop='edsr', y='rounded'):
+    """Quantise, scale to 0..255 (float64), choose channels and shave the border
+    (``crop``: see ``border``; ``y``: 'rounded' or 'float' luminance on benchmark sets).
 
     Returns two [B, C', H', W'] float64 tensors (C' = 1 for benchmark Y).
     """
@@ -46,9 +59,10 @@ def prepare(sr, hr, scale, rgb_range, benchmark):
     to255 = 255.0 / rgb_range
     sr = quantize(sr.detach().double(), rgb_range) * to255
     hr = quantize(hr.detach().double(), rgb_range) * to255
-    shave = border(scale, benchmark)
+    shave = border(scale, benchmark, crop)
     if benchmark and sr.shape[1] == 3:
-        sr, hr = rgb_to_y(sr), rgb_to_y(hr)
+        rounded = y == 'rounded'
+        sr, hr = rgb_to_y(sr, rounded), rgb_to_y(hr, rounded)
     if shave > 0:
         if min(sr.shape[-2:]) <= 2 * shave:
             raise ValueError(f'image {tuple(sr.shape[-2:])} is too small to shave {shave} pixels')
@@ -58,12 +72,14 @@ def prepare(sr, hr, scale, rgb_range, benchmark):
 
 
 class PerImage:
-    """The metric object of PSNR or SSIM: ``fn(sr, hr, scale, rgb_range, benchmark)``, a
-    float64 [B] per-image function, bound to ``rgb_range``."""
+    """The metric object of PSNR or SSIM: ``fn(sr, hr, scale, rgb_range, benchmark, crop, y)``,
+    a float64 [B] per-image function, bound to ``args``' rgb_range and protocol switches."""
 
-    def __init__(self, fn, rgb_range):
-        self.fn, self.rgb_range = fn, rgb_range
+    def __init__(self, fn, args):
+        self.fn, self.rgb_range = fn, args.rgb_range
+        self.crop = getattr(args, 'crop_border', 'edsr')
+        self.y = getattr(args, 'y_channel', 'rounded')
 
     def __call__(self, sr, hr, scale, benchmark=True):
         """float64 [B] of sr against hr, [B, C, H, W] in [0, rgb_range]."""
-        return self.fn(sr, hr, scale, self.rgb_range, benchmark)
+        return self.fn(sr, hr, scale, self.rgb_range, benchmark, self.crop, self.y)

@@ -28,7 +28,35 @@ BACKBONES = {
     'vgg16': ('vgg16-397923af.pth', 'https://download.pytorch.org/models/vgg16-397923af.pth'),
     # The perceptual losses' network (src/loss/_vgg.py), found by the same rule.
     'vgg19': ('vgg19-dcbb9e9d.pth', 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'),
+    # pytorch-fid's port of TensorFlow's FID Inception (torchvision's Inception3 layout with
+    # 1008 classes); BasicSR's FID reads the same file.
+    'fid_inception': ('pt_inception-2015-12-05-6726825d.pth',
+                      'https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/'
+                      'pt_inception-2015-12-05-6726825d.pth'),
 }
+
+# pyiqa's trained IQA networks (IQA-PyTorch's releases), read where pyiqa caches them too.
+BACKBONES['musiq_koniq'] = ('musiq_koniq_ckpt-e95806b9.pth',
+                            'https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/'
+                            'musiq_koniq_ckpt-e95806b9.pth')
+# OpenAI's CLIP ResNet-50 (the TorchScript archive clip.load('RN50') downloads, or its
+# state_dict saved as a plain file of the same name).
+BACKBONES['clip_rn50'] = ('RN50.pt', 'https://openaipublic.azureedge.net/clip/models/'
+                          'afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/'
+                          'RN50.pt')
+
+# Folders besides torch hub's checkpoints where the owning package caches a file.
+_ALSO_IN = {'musiq_koniq': lambda: [Path(torch.hub.get_dir()) / 'pyiqa'],
+            'clip_rn50': lambda: [Path(torch.hub.get_dir()) / 'pyiqa',
+                                  Path(os.path.expanduser('~/.cache/clip'))]}
+
+# What each backbone file is, for the messages.
+_DESCRIPTIONS = {'alexnet': "torchvision's ImageNet alexnet",
+                 'vgg16': "torchvision's ImageNet vgg16",
+                 'vgg19': "torchvision's ImageNet vgg19",
+                 'fid_inception': "the FID Inception weights of pytorch-fid and BasicSR",
+                 'musiq_koniq': "pyiqa's MUSIQ trained on KonIQ-10k, create_metric('musiq')",
+                 'clip_rn50': "OpenAI's CLIP ResNet-50, which CLIP-IQA uses"}
 
 # head -> (file name, [(package, path inside the package)], where it is published)
 HEADS = {
@@ -43,6 +71,9 @@ HEADS = {
     'dists': ('weights.pt', [('DISTS_pytorch', 'weights.pt')],
               'pip install --no-deps DISTS_pytorch (DISTS_pytorch/weights.pt, from '
               'github.com/dingkeyan93/DISTS)'),
+    'niqe': ('niqe_pris_params.npz', [('basicsr', 'metrics/niqe_pris_params.npz')],
+             'pip install --no-deps basicsr (basicsr/metrics/niqe_pris_params.npz, NIQE\'s '
+             'pristine model from github.com/XPixelGroup/BasicSR)'),
 }
 
 # Distribution names where they differ from the import name.
@@ -85,19 +116,21 @@ def _first_file(candidates):
 
 
 def backbone_path(arch, weights_dir, what, flag='put it in the folder given with --metric_weights'):
-    """The torchvision ImageNet weights of ``arch`` (a key of BACKBONES) for ``what`` (a
-    metric or loss name, as the message names it).
+    """The weights file of ``arch`` (a key of BACKBONES) for ``what`` (a metric or loss name,
+    as the message names it).
 
     Looks in ``weights_dir`` (--metric_weights, may be '') then in torch hub's cache
-    (``$TORCH_HOME/hub/checkpoints``); UserError naming the file, where it is published and
-    where to put it when absent (``flag``: the other way to give it, for the message).
+    (``$TORCH_HOME/hub/checkpoints``, and where pyiqa / clip cache their files); UserError
+    naming the file, where it is published and where to put it when absent (``flag``: the
+    other way to give it, for the message).
     """
     name, url = BACKBONES[arch]
     places = ([Path(os.path.expanduser(weights_dir))] if weights_dir else []) + [hub_checkpoints()]
+    places += _ALSO_IN.get(arch, list)()
     path = _first_file([p / name for p in places])
     if path is None:
         raise utility.UserError(
-            f'{what} needs {name} (torchvision\'s ImageNet {arch}, published at {url}); it is '
+            f'{what} needs {name} ({_DESCRIPTIONS[arch]}, published at {url}); it is '
             f'not in {" or ".join(str(p) for p in places)}: download it once and put it in '
             f'{hub_checkpoints()} (or {flag})')
     return path

@@ -53,8 +53,8 @@ class DISTS(_perceptual.NetworkMetric):
 
     label = 'DISTS'
 
-    def __init__(self, rgb_range, weights_dir=''):
-        super().__init__(rgb_range)
+    def __init__(self, rgb_range, weights_dir='', crop='edsr'):
+        super().__init__(rgb_range, crop)
         layers, self.backbone_file = _backbones.load_features('vgg16', 30, weights_dir, 'DISTS')
         stages = []
         for i, (a, b) in enumerate(STAGES):
@@ -95,4 +95,4 @@ class DISTS(_perceptual.NetworkMetric):
 
 
 def make_metric(args):
-    return DISTS(args.rgb_range, args.metric_weights)
+    return DISTS(args.rgb_range, args.metric_weights, getattr(args, 'crop_border', 'edsr'))

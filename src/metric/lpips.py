@@ -11,4 +11,5 @@ LOG_FORMAT = '.4f'
 
 
 def make_metric(args):
-    return _lpips.LPIPS('alexnet', args.rgb_range, args.metric_weights, label='LPIPS')
+    return _lpips.LPIPS('alexnet', args.rgb_range, args.metric_weights, label='LPIPS',
+                        crop=getattr(args, 'crop_border', 'edsr'))

@@ -11,4 +11,5 @@ LOG_FORMAT = '.4f'
 
 
 def make_metric(args):
-    return _lpips.LPIPS('vgg16', args.rgb_range, args.metric_weights, label='LPIPS_VGG')
+    return _lpips.LPIPS('vgg16', args.rgb_range, args.metric_weights, label='LPIPS_VGG',
+                        crop=getattr(args, 'crop_border', 'edsr'))

@@ -8,7 +8,7 @@ LOWER_IS_BETTER = False
 LOG_FORMAT = '.2f'
 
 
-def psnr_per_image(sr, hr, scale, rgb_range, benchmark=True):
+def psnr_per_image(sr, hr, scale, rgb_range, benchmark=True, crop='edsr', y='rounded'):
     """PSNR in dB of each image of a batch.
 
     Args:
@@ -16,10 +16,11 @@ def psnr_per_image(sr, hr, scale, rgb_range, benchmark=True):
         scale: SR scale (border to shave, see ``metric._pixel``).
         rgb_range: maximum pixel value of sr and hr.
         benchmark: Y channel and shave ``scale`` (True) or RGB and shave ``scale + 6``.
+        crop, y: protocol switches (``--crop_border``, ``--y_channel``; see ``metric._pixel``).
     Returns:
         float64 tensor [B] (inf where the images are equal).
     """
-    sr, hr = prepare(sr, hr, scale, rgb_range, benchmark)
+    sr, hr = prepare(sr, hr, scale, rgb_range, benchmark, crop, y)
     mse = (sr - hr).pow(2).flatten(1).mean(dim=1)
     return 10.0 * torch.log10(255.0 ** 2 / mse)
 
@@ -33,4 +34,4 @@ def calc_psnr(sr, hr, scale, rgb_range, benchmark=True):
 
 
 def make_metric(args):
-    return PerImage(psnr_per_image, args.rgb_range)
+    return PerImage(psnr_per_image, args)

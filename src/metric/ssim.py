@@ -7,13 +7,13 @@ LOWER_IS_BETTER = False
 LOG_FORMAT = '.4f'
 
 
-def ssim_per_image(sr, hr, scale, rgb_range, benchmark=True):
+def ssim_per_image(sr, hr, scale, rgb_range, benchmark=True, crop='edsr', y='rounded'):
     """SSIM of each image of a batch (same conventions as ``psnr_per_image``).
 
     Returns:
         float64 tensor [B]: mean of the SSIM map (over channels too, for RGB sets).
     """
-    sr, hr = prepare(sr, hr, scale, rgb_range, benchmark)
+    sr, hr = prepare(sr, hr, scale, rgb_range, benchmark, crop, y)
     return ssim_map(sr, hr).flatten(1).mean(dim=1)
 
 
@@ -26,4 +26,4 @@ def calc_ssim(sr, hr, scale, rgb_range, benchmark=True):
 
 
 def make_metric(args):
-    return PerImage(ssim_per_image, args.rgb_range)
+    return PerImage(ssim_per_image, args)

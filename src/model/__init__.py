@@ -27,7 +27,10 @@
 
 and the network may define ``adapt_to_state_dict(state_dict, source)``, called before a
 strict load to rebuild what depends on the file's shapes (SwinIR's img_size); a
-``load_note`` it sets is written to the run log.
+``load_note`` it sets is written to the run log; and ``from_other_layout(state_dict)``,
+which returns a file's state_dict under the network's own key names when the file is in
+another published layout (RRDBNet: the old ESRGAN / mmsr names of BebyGAN's files), and
+the state_dict unchanged otherwise.
 
 :class:`Model` wraps the network: it loads ``--pre_train``, and in eval mode applies
 ``--self_ensemble`` (x8 geometric ensemble) and ``--chop`` (overlapping tiles).  Its
@@ -155,6 +158,9 @@ def load_state_dict_explained(net, state_dict, source='state_dict', lenient=(), 
     Returns the sorted list of such skipped keys (empty for a strict load).
     """
     weights = extract_state_dict(state_dict, source)
+    convert = getattr(net, 'from_other_layout', None)
+    if convert is not None:
+        weights = convert(weights)
     adapt = getattr(net, 'adapt_to_state_dict', None)
     if adapt is not None:
         adapt(weights, source)

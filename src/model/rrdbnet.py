@@ -8,16 +8,30 @@ Parameter names follow BasicSR's ``RRDBNet`` (``conv_first``, ``body.N.rdbK.conv
 generator state_dict in BasicSR layout (e.g. ESRGAN_PSNR_SRx4_DF2K_official-150ff491.pth,
 under its ``params`` key) loads strictly.
 
+KAIR's ``models/network_rrdbnet.py`` files (the SSL paper's BSRGAN recipes start from
+``BSRGAN_PSNR/0_G.pth``) use the old ESRGAN names (``RRDB_trunk.N.RDBk.convJ``,
+``trunk_conv``, ``upconv1``, ``upconv2``, ``HRconv``) for the same x4 network:
+``adapt_to_state_dict`` renames them, so those files load strictly too.
+
 x2 uses BasicSR's layout as well: the LR image is pixel-unshuffled by 2 (``n_colors * 4``
 input channels to ``conv_first``), and the same two x2 upsampling stages as at x4 bring it
 back to twice the LR size.  The trunk then runs at half the LR resolution (a quarter of the
 x4 cost per output pixel) and x2 weights in BasicSR layout (RealESRGAN_x2plus.pth) load
 strictly.  An LR image with an odd side is padded by edge replication to even size and the
 output is cropped back, so any input size works (for example --chop tiles).
+
+Files in the old ESRGAN / mmsr layout (``RRDB_trunk.N.RDB1.conv1``, ``trunk_conv``,
+``upconv1``, ``upconv2``, ``HRconv``: plain state_dicts such as BebyGAN's
+``RRDB_warmup.pth`` and the SSL repository's ``RRDBBebyGANNet``) load too: their keys are
+renamed to the names above (``from_other_layout``), the network is the same.
 """
+import re
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import utility
 
 SCALES = (2, 4)
 MULTI_SCALE = False
@@ -30,6 +44,19 @@ RESIDUAL_SCALE = 0.2
 def make_model(args):
     return RRDBNet(scale=args.scale[0], n_colors=args.n_colors, n_feats=args.n_feats,
                    n_rrdb=args.n_rrdb, growth=args.rrdb_growth, rgb_range=args.rgb_range)
+
+
+# Old ESRGAN / mmsr key names -> ours (prefixes; the RDB index within an RRDB by regex).
+_OLD_NAMES = (('RRDB_trunk.', 'body.'), ('trunk_conv.', 'conv_body.'), ('upconv1.', 'conv_up1.'),
+              ('upconv2.', 'conv_up2.'), ('HRconv.', 'conv_hr.'))
+
+
+def _rename_old_key(key):
+    for old, new in _OLD_NAMES:
+        if key.startswith(old):
+            key = new + key[len(old):]
+            break
+    return re.sub(r'\.RDB([123])\.', r'.rdb\1.', key)
 
 
 def _init_small(convs, gain):
@@ -102,6 +129,18 @@ class RRDBNet(nn.Module):
         self.conv_hr = nn.Conv2d(n_feats, n_feats, 3, 1, 1)
         self.conv_last = nn.Conv2d(n_feats, n_colors, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+
+    def from_other_layout(self, state_dict):
+        """The old ESRGAN / mmsr / KAIR key names renamed to ours; other files unchanged.
+        x4 only: KAIR's x2 network (no pixel-unshuffle, one upsampling stage) is another
+        network."""
+        if not any(k.startswith(('RRDB_trunk.', 'trunk_conv.')) for k in state_dict):
+            return state_dict
+        if self.scale != 4:
+            raise utility.UserError(f'the weights hold the KAIR/ESRGAN RRDBNet layout (old key '
+                                    f'names), which this project reads at x4 only (got '
+                                    f'--scale {self.scale}); use --scale 4')
+        return {_rename_old_key(k): v for k, v in state_dict.items()}
 
     def forward(self, x):
         h, w = x.shape[-2:]
