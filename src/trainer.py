@@ -322,8 +322,11 @@ class Trainer:
         self.exp.log(f'[Epoch {epoch}]\t' + '  '.join(f'{k}: {v:.4f}' for k, v in means.items())
                      + f'\t{timer.toc():.1f}s' + (f'\t({skipped_epoch} batches skipped)'
                                                   if skipped_epoch else ''))
-        for name, title, series in self.loss.curves():
+        curves = self.loss.curves()
+        for name, title, series in curves:
             self.exp.plot_curves(name, title, 'Weighted loss (epoch mean)', series)
+        # A term dropped on resume: its plot would look current beside the others.
+        self.exp.set_aside_plots('loss_', {name for name, _, _ in curves})
 
     # ------------------------------------------------------------------ evaluation
     def _evaluated_weights(self):
