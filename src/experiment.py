@@ -10,11 +10,14 @@ import io
 import json
 import math
 import os
+import random
 import shutil
 import socket
 import sys
 from pathlib import Path
 
+import numpy as np
+import torch
 
 import imageops
 import lr_set
@@ -27,6 +30,72 @@ def load_checkpoint(path):
     """The dict in a run's checkpoint.pt (weights-only, on the CPU); UserError when unusable."""
     return utility.load_pt(path, missing='check the run name, or start a new run with --save '
                                          'instead of --load')
+
+
+def rng_state():
+    """The RNG states of torch, random, numpy (and CUDA) as weights-only-loadable values."""
+    state = {'torch': torch.get_rng_state(), 'random': random.getstate()}
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state['numpy'] = {'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(pos),
+                      'has_gauss': int(has_gauss), 'cached': float(cached)}
+    if torch.cuda.is_available():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    """Restore what ``rng_state`` returned."""
+    torch.set_rng_state(state['torch'])
+    version, internal, gauss = state['random']
+    random.setstate((version, tuple(internal), gauss))
+    n = state['numpy']
+    np.random.set_state(('MT19937', n['keys'].numpy().astype(np.uint32), n['pos'],
+                         n['has_gauss'], n['cached']))
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+# Optimizer and scheduler settings: load_state_dict restores them from the checkpoint.
+RESTORED_ON_RESUME = ('optimizer', 'lr', 'momentum', 'betas', 'epsilon', 'weight_decay',
+                       'decay', 'gamma')
+
+
+# What a checkpoint must hold to continue a run.
+REQUIRED_KEYS = ('model', 'optimizer', 'scheduler', 'epoch', 'iteration', 'rng')
+
+
+def check_checkpoint(ckpt, path):
+    """UserError when ``ckpt`` (the dict of ``path``) lacks what resuming needs."""
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise utility.UserError(f'{path} lacks {", ".join(missing)}; '
+                                f'it is not a checkpoint written by this code')
+
+
+def resume_notes(old, args, epoch, iteration, lr):
+    """Log lines of a resumed run: where it resumes, the arguments that differ from the
+    checkpoint's ``old`` ones (and which of them are not applied), and whether anything is
+    left to train."""
+    lines = []
+    changed = [k for k, v in args.as_dict().items()
+               if k not in ('load', 'save', 'argv', 'reset', 'epochs', 'n_threads',
+                            'raw_args', 'overrides')
+               and k in old and _plain(old[k]) != _plain(v)]
+    lines.append(f'Resumed from epoch {epoch} (iteration {iteration}, lr {lr:.2e})')
+    if changed:
+        lines.append('Arguments that differ from the checkpoint: ' + ', '.join(
+            f'{k}: {old[k]!r} -> {args.as_dict()[k]!r}' for k in changed))
+    kept = [k for k in changed if k in RESTORED_ON_RESUME]
+    if kept:
+        lines.append('Not applied: the optimizer and the lr schedule continue from the '
+                     'checkpoint (' + ', '.join('--' + k for k in kept) + ')')
+    if epoch >= args.epochs:
+        lines.append(f'The run has already done {epoch} epochs (--epochs {args.epochs}); '
+                     f'nothing to train: raise --epochs to continue')
+    return lines
+
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v
 
 
 def write_curves(directory, name, title, ylabel, series, epochs=None):
@@ -126,19 +195,18 @@ class Experiment:
         self.args = args
         self.writer = writer
         self.root = Path(root) if root is not None else utility.EXPERIMENT_ROOT
-        self.resume = bool(args.load)
+        # --test_only --load RUN evaluates RUN's model into --save (see option.parse_args).
+        self.resume = bool(args.load) and not args.test_only
         self._lock_owned = False
         self._checkpoint_epoch = None   # epoch of the checkpoint on disk, when known
         self._since_checkpoint = []     # files written after it (same order as written)
         if args.load and args.reset:
             raise utility.UserError(f'--load {args.load} resumes that run and --reset archives it; '
                                     f'give only one of them')
-        if args.load and args.test_only:
-            raise utility.UserError(
-                f'--test_only evaluates --pre_train weights, it does not resume: use '
-                f'--pre_train {self.root / args.load / "model" / "model_best.pt"} with another '
-                f'--save name instead of --load {args.load}')
         name = args.load if self.resume else args.save
+        if args.test_only and args.load and name == args.load:
+            raise utility.UserError(f'--test_only --load {args.load} evaluates that run\'s model; '
+                                    f'give the evaluation another --save name than {name}')
         self.dir = (self.root / name).resolve()
         if self.root.resolve() not in self.dir.parents:
             raise utility.UserError(f'run folder {self.dir} is outside {self.root}; use a plain '
@@ -242,7 +310,8 @@ class Experiment:
     def _write_config(self):
         now = datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S')
         lines = [now, 'command: ' + ' '.join([sys.executable, sys.argv[0]] + list(self.args.argv)), '']
-        lines += [f'{k}: {v}' for k, v in sorted(self.args.as_dict().items())]
+        lines += [f'{k}: {v}' for k, v in sorted(self.args.as_dict().items())
+                  if k != 'raw_args']       # the same values again, before derivation
         with open(self.dir / 'config.txt', 'a', encoding='utf-8') as f:
             f.write('\n'.join(lines) + '\n\n')
 
@@ -310,6 +379,25 @@ class Experiment:
         """Write ``<name>.png`` and ``<name>.pdf`` (see :func:`write_curves`); rank 0 only."""
         if self.writer:
             write_curves(self.dir, name, title, ylabel, series, epochs)
+
+    def set_aside_plots(self, prefix, current):
+        """Move ``<prefix>*.png/.pdf`` plots whose name is not in ``current`` (terms no longer
+        trained, e.g. dropped from --loss on resume) into ``previous_plots/``, with a log line."""
+        if not self.writer:
+            return
+        stale = sorted(p for ext in ('png', 'pdf') for p in self.dir.glob(f'{prefix}*.{ext}')
+                       if p.stem not in current)
+        if not stale:
+            return
+        target = self.dir / 'previous_plots'
+        try:
+            target.mkdir(exist_ok=True)
+            for path in stale:
+                os.replace(path, target / path.name)
+        except OSError as e:
+            raise _folder_error(e, self.dir) from None
+        self.log(f'Moved the plots of terms no longer in --loss to {target}: '
+                 + ', '.join(sorted({p.stem for p in stale})))
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, state):

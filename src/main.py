@@ -93,6 +93,8 @@ def run(argv=None):
     exp = Experiment(args, writer=(rank == 0))
     trainer = None
     try:
+        if args.load:
+            exp.log(_inherited_note(args))
         if net.load_note:
             exp.log(net.load_note)
         trainer = Trainer(args, loader, net, criterion, exp, device,
@@ -122,6 +124,17 @@ def run(argv=None):
         if world_size > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     return 0
+
+
+def _inherited_note(args):
+    """The log line saying that run --load's arguments are the defaults, and which flags
+    given now changed them."""
+    what = (f'Evaluating {args.pre_train} with the arguments of run {args.load}'
+            if args.test_only else f'Resuming run {args.load} with its saved arguments')
+    if not args.overrides:
+        return f'{what}; none changed on the command line'
+    return f'{what}; changed on the command line: ' + ', '.join(
+        f'--{k} {old!r} -> {new!r}' for k, old, new in args.overrides)
 
 
 def _report_skipped(loader, exp):

@@ -15,10 +15,23 @@ import utility
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line and exit status 2."""
+    """An ArgumentParser whose errors are one line and exit status 2; a mistyped flag gets
+    the nearest real one ("did you mean")."""
 
     def error(self, message):
-        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
+        self.exit(2, f'{self.prog}: error: {message}{self._suggestion(message)} (see --help)\n')
+
+    def _suggestion(self, message):
+        import difflib
+        if not message.startswith('unrecognized arguments: '):
+            return ''
+        flags = [o for a in self._actions for o in a.option_strings if o.startswith('--')]
+        for token in message[len('unrecognized arguments: '):].split():
+            close = difflib.get_close_matches(token.split('=')[0], flags, n=1, cutoff=0.6) \
+                if token.startswith('-') else []
+            if close:
+                return f'; did you mean {close[0]}?'
+        return ''
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -182,8 +195,19 @@ def build_parser():
              '(lightweight), nearest+conv (real-world, x4)')
     add('--resi_connection', type=str, default='1conv', choices=('1conv', '3conv'),
         help='SwinIR: conv closing each residual group (3conv: SwinIR-L)')
+    add('--m_elan', type=_positive_int, default=36, help='ELAN: attention blocks (ELAB)')
+    add('--c_elan', type=_positive_int, default=180, help='ELAN: features (a multiple of 3)')
+    add('--elan_windows', type=_positive_int, nargs=3, default=(4, 8, 16), metavar='W',
+        help='ELAN: window sides of the three attention groups')
+    add('--r_expand', type=_positive_int, default=2, help='ELAN: local-feature expansion')
+    add('--n_share', type=_non_negative_int, default=0,
+        help='ELAN: blocks reusing the attention maps after each computing one')
+    add('--elan_img_range', type=_positive_float, default=255.0,
+        help='ELAN: the network scales mean-subtracted [0, 1] images by this (official 255)')
     add('--drop_path', type=_unit_float, default=0.1,
         help='SwinIR: stochastic-depth rate of the last block (training only)')
+
+    add = p.add_argument_group('model: DiffSR (diffusion)', 'docs/diffusion.md').add_argument
     add('--unet_channels', type=_positive_int, nargs='+', default=(64, 128, 256), metavar='C',
         help='DiffSR: UNet features per level (each further level halves the size)')
     add('--unet_layers', type=_positive_int, default=2, help='DiffSR: ResNet blocks per UNet level')
@@ -296,9 +320,8 @@ def build_parser():
     add('--gan_k', type=_positive_int, default=1,
         help='GAN: discriminator updates per generator step')
     add('--discriminator', type=str, default='',
-        help='GAN-type terms: the discriminator, a file name in src/discriminator/ (vgg, '
-             'vgg128, vgg192, vgg256, unet, ...); empty = the term\'s own (GAN/RGAN: vgg, '
-             'UGAN: unet)')
+        help='GAN-type terms: the discriminator, a file name in src/discriminator/ (e.g. '
+             'vgg128); empty = the term\'s own (GAN/RGAN: vgg, UGAN: unet)')
     add('--d_pre_train', type=str, default='',
         help='GAN-type terms: start the discriminator from a file in its official layout '
              '(plain state_dict or BasicSR {"params": ...}), loaded strictly, e.g. '
@@ -366,6 +389,8 @@ def _derive(args, parser):
     # Lists from the command line, tuples from a default: one type for the read-only args.
     args.betas = tuple(args.betas)
     args.depths, args.num_heads = tuple(args.depths), tuple(args.num_heads)
+    args.elan_windows = tuple(args.elan_windows)
+    args.unet_channels = tuple(args.unet_channels)
     args.data_test = _split(args.data_test, '--data_test', parser)
     try:
         args.decay = [int(d) for d in args.decay.split('-')]
@@ -401,6 +426,11 @@ def _derive(args, parser):
                          f'{args.data_test[0]}:{args.scale[0]}:{args.metrics[-1]}')
         args.best_key = (name, int(s), which)
     _check_protocol(args, parser)
+    import registry
+    models = registry.names('model', 'make_model')
+    if args.model.lower() not in models:
+        # Here, before any data is looked for: a missing dataset would hide the typo.
+        parser.error(f'unknown --model {args.model!r}; available (any case): {", ".join(models)}')
     import degradation
     args.degradation = args.degradation.lower()
     if args.degradation not in degradation.names():
@@ -515,20 +545,106 @@ def _check_ssl_fits_patch(args, parser):
                      f'--patch_size')
 
 
+# Values of a run named with --load that are not its defaults: they say what to do now.
+_NOT_INHERITED = ('load', 'save', 'reset', 'test_only')
+
+
+class _SavedLineParser(_Parser):
+    """Parses a run's recorded command line; its errors are about that run, not this one."""
+
+    def error(self, message):
+        raise utility.UserError(message)
+
+
+def _raw_values(argv, parser=None):
+    """{dest: value} of ``argv`` as the parser gives them (templates applied, nothing derived)."""
+    parser = parser or build_parser()
+    argv = _attach_dash_values(parser, list(argv))
+    pre, _ = parser.parse_known_args(argv)
+    parser.set_defaults(**template.defaults(pre.template, parser))
+    return vars(parser.parse_args(argv))
+
+
+def _runs_with_checkpoints():
+    root = utility.EXPERIMENT_ROOT
+    return sorted(p.name for p in root.iterdir() if (p / 'checkpoint.pt').is_file()) \
+        if root.is_dir() else []
+
+
+def saved_run_values(load):
+    """The arguments run ``load`` was started (or last resumed) with, as {dest: raw value}:
+    the defaults of a command that names it with --load.  UserError (one line) when the run
+    has no readable checkpoint, naming the runs that have one."""
+    import difflib
+    path = utility.EXPERIMENT_ROOT / load / 'checkpoint.pt'
+    if not path.is_file():
+        runs = _runs_with_checkpoints()
+        close = difflib.get_close_matches(load, runs, n=1)
+        hint = (f'did you mean --load {close[0]}? ' if close else '') + (
+            f'runs with a checkpoint: {", ".join(runs[:8])}{" ..." if len(runs) > 8 else ""}'
+            if runs else f'no run in {utility.EXPERIMENT_ROOT} has one')
+        raise utility.UserError(f'--load {load}: {path} does not exist, so there is nothing to '
+                                f'resume or evaluate; {hint} (start a new run with --save)')
+    ckpt = utility.load_pt(path, mmap=True)
+    saved = ckpt.get('args') if isinstance(ckpt, dict) else None
+    if not isinstance(saved, dict):
+        raise utility.UserError(f'{path} holds no saved arguments; it is not a checkpoint '
+                                f'written by this code')
+    raw = saved.get('raw_args')
+    if not isinstance(raw, dict):
+        # Written before raw_args was kept: the run's own command line says the same.
+        try:
+            raw = _raw_values(saved.get('argv') or [], _SavedLineParser(prog='main.py'))
+        except utility.UserError as e:
+            raise utility.UserError(f'the command line saved in {path} no longer parses ({e}); '
+                                    f'give the run\'s flags again with --load {load}') from None
+    return {k: v for k, v in raw.items() if k not in _NOT_INHERITED}
+
+
+def _run_weights(load):
+    """The weights a test-only run of run ``load`` evaluates: model_best.pt, else
+    model_latest.pt; UserError when it has neither."""
+    folder = utility.EXPERIMENT_ROOT / load / 'model'
+    for name in ('model_best.pt', 'model_latest.pt'):
+        if (folder / name).is_file():
+            return str(folder / name)
+    raise utility.UserError(f'--test_only --load {load}: {folder} holds no model_best.pt or '
+                            f'model_latest.pt; give the weights with --pre_train PATH')
+
+
 def parse_args(argv=None):
-    """Parse ``argv`` (default ``sys.argv[1:]``) into a read-only namespace."""
+    """Parse ``argv`` (default ``sys.argv[1:]``) into a read-only namespace.
+
+    With ``--load RUN`` the arguments RUN was trained with are the defaults (flags given
+    now override them; ``overrides`` lists those that changed a value, as (dest, saved,
+    given)); with ``--test_only`` too, RUN's model is evaluated (``--pre_train`` defaults to
+    its model_best.pt) into ``--save`` (default ``<RUN>_test``).
+    """
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     argv = _attach_dash_values(parser, argv)
     pre, _ = parser.parse_known_args(argv)
+    inherited = saved_run_values(pre.load) if pre.load and not pre.reset else {}
     defaults = template.defaults(pre.template, parser)
     parser.set_defaults(**defaults)
     # The protocol's switches are defaults too (the command line wins).
     pre, _ = parser.parse_known_args(argv)
     parser.set_defaults(**template.PROTOCOLS[pre.protocol])
+    parser.set_defaults(**inherited)
     args = parser.parse_args(argv)
-    args._given = _given_flags(argv)
+    given = _given_flags(argv)
+    if args.load and args.test_only and not args.reset:    # --reset: Experiment refuses
+        if 'pre_train' not in given:
+            args.pre_train = _run_weights(args.load)
+        if 'save' not in given:
+            args.save = f'{args.load}_test'
+    raw = dict(vars(args))
+    args._given = given
     args = _derive(args, parser)
     del args._given
     args.argv = list(argv)
+    # The effective values before derivation: the defaults of a later --load of this run.
+    args.raw_args = raw
+    args.overrides = [(k, inherited[k], raw[k]) for k in sorted(given)
+                      if k in inherited and inherited[k] != raw[k]]
     return utility.FrozenNamespace(**vars(args))

@@ -101,7 +101,7 @@ def test_runs_from_src_and_writes_to_repo_experiment():
     (['--loss', '1*FOO'], ['FOO', 'L1']),
     (['--lr', 'abc'], ['--lr']),
     (['--load', 'old', '--reset'], ['--load old', '--reset']),
-    (['--load', 'old'], ['--pre_train', 'model_best.pt']),
+    (['--load', 'old'], ['--load old', 'checkpoint.pt does not exist']),
 ])
 def test_user_errors_are_one_line_exit_2(tmp_path, argv, needles):
     base = ['--model', 'Bicubic', '--scale', '2', '--test_only', '--n_threads', '0']

@@ -31,6 +31,21 @@ GENERATORS = {
 }
 
 
+@pytest.mark.parametrize('name', sorted(GENERATORS))
+def test_generator_keys_and_shapes_are_the_released_layout(name):
+    """Quick (meta device, no values): our network's state_dict after renaming the file's keys
+    (RRDBNet reads the old ESRGAN names) has the released file's keys and shapes."""
+    import model
+    flags, _ = GENERATORS[name]
+    with torch.device('meta'):
+        net = model.make_net(make_args(*flags, '--scale', '4'))
+    layout = FIX[name]['layout']['shapes']
+    fake_file = {k: torch.empty(shape, device='meta') for k, shape in layout.items()}
+    convert = getattr(net, 'from_other_layout', lambda sd: sd)
+    renamed = {k: tuple(v.shape) for k, v in convert(fake_file).items()}
+    assert renamed == {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
 def _eval_sr(tmp_path, name):
     import model
     flags, wrap = GENERATORS[name]
