@@ -160,3 +160,57 @@ def evaluate(model, loaders, args, device, autocast=contextlib.nullcontext, exp=
                     log(format_scores(f'{name}/{g} ({len(part)} of {len(scores)})', scale, gm,
                                       lr_set))
     return summary, rows
+
+
+class MetricHistory:
+    """The test scores of a training run, per evaluation: ``epochs`` (when each evaluation
+    ran) and ``scores`` ({dataset: {"x2": {metric: [value per evaluation]}}}), both saved in
+    the checkpoint; ``plot`` draws them."""
+
+    def __init__(self, epochs=(), scores=None):
+        self.epochs = list(epochs)
+        self.scores = scores if scores is not None else {}
+
+    def start(self, epoch):
+        """An evaluation after ``epoch`` begins."""
+        self.epochs.append(epoch)
+
+    def add(self, name, scale, means):
+        """Record one set's means ({metric: value}) at ``scale``."""
+        hist = self.scores.setdefault(name, {}).setdefault(f'x{scale}', {key: [] for key in means})
+        for key, value in means.items():
+            hist.setdefault(key, []).append(value)
+
+    def plot(self, exp, metrics):
+        """test_<Dataset>_<metric>.png/pdf: one plot per test set and metric, a line per scale."""
+        for name, per_scale in self.scores.items():
+            for key in metrics:
+                series = {f'{name} {scale}': values.get(key, [])
+                          for scale, values in per_scale.items()}
+                # A metric added on resume has values for the last evaluations only.
+                n = max(len(v) for v in series.values())
+                if not n:
+                    continue
+                label = metric_pkg.label(key)
+                exp.plot_curves(f'test_{name}_{key}', f'{label} on {name}',
+                                f'{label} ({metric_pkg.direction(key)})',
+                                {k: v for k, v in series.items() if len(v) == n},
+                                epochs=self.epochs[len(self.epochs) - n:])
+
+
+@torch.no_grad()
+def first_test_image(model, loaders, prepare, weights, autocast, rgb_range):
+    """(lr, hr, sr, name) of the first test set's first image at the first scale:
+    [1, C, h, w], [1, C, H, W] (empty without ground truth), SR quantised to 8 bit.
+    ``prepare`` moves tensors to the device, ``weights()`` is the context of the evaluated
+    weights (the EMA average with --ema_decay), ``autocast()`` that of --precision."""
+    dataset = loaders[0].dataset
+    dataset.set_scale(0)
+    lr_img, hr_img, name = dataset[0]
+    lr_img, hr_img = prepare(lr_img[None], hr_img[None])
+    model.eval()
+    with weights():
+        with autocast():
+            sr = model(lr_img, 0)
+    sr = imageops.quantize(sr.float(), rgb_range)
+    return lr_img, hr_img, sr, f'{dataset.name}/{name}'

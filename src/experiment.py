@@ -10,11 +10,14 @@ import io
 import json
 import math
 import os
+import random
 import shutil
 import socket
 import sys
 from pathlib import Path
 
+import numpy as np
+import torch
 
 import imageops
 import lr_set
@@ -27,6 +30,72 @@ def load_checkpoint(path):
     """The dict in a run's checkpoint.pt (weights-only, on the CPU); UserError when unusable."""
     return utility.load_pt(path, missing='check the run name, or start a new run with --save '
                                          'instead of --load')
+
+
+def rng_state():
+    """The RNG states of torch, random, numpy (and CUDA) as weights-only-loadable values."""
+    state = {'torch': torch.get_rng_state(), 'random': random.getstate()}
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state['numpy'] = {'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(pos),
+                      'has_gauss': int(has_gauss), 'cached': float(cached)}
+    if torch.cuda.is_available():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    """Restore what ``rng_state`` returned."""
+    torch.set_rng_state(state['torch'])
+    version, internal, gauss = state['random']
+    random.setstate((version, tuple(internal), gauss))
+    n = state['numpy']
+    np.random.set_state(('MT19937', n['keys'].numpy().astype(np.uint32), n['pos'],
+                         n['has_gauss'], n['cached']))
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+# Optimizer and scheduler settings: load_state_dict restores them from the checkpoint.
+RESTORED_ON_RESUME = ('optimizer', 'lr', 'momentum', 'betas', 'epsilon', 'weight_decay',
+                       'decay', 'gamma')
+
+
+# What a checkpoint must hold to continue a run.
+REQUIRED_KEYS = ('model', 'optimizer', 'scheduler', 'epoch', 'iteration', 'rng')
+
+
+def check_checkpoint(ckpt, path):
+    """UserError when ``ckpt`` (the dict of ``path``) lacks what resuming needs."""
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise utility.UserError(f'{path} lacks {", ".join(missing)}; '
+                                f'it is not a checkpoint written by this code')
+
+
+def resume_notes(old, args, epoch, iteration, lr):
+    """Log lines of a resumed run: where it resumes, the arguments that differ from the
+    checkpoint's ``old`` ones (and which of them are not applied), and whether anything is
+    left to train."""
+    lines = []
+    changed = [k for k, v in args.as_dict().items()
+               if k not in ('load', 'save', 'argv', 'reset', 'epochs', 'n_threads',
+                            'raw_args', 'overrides')
+               and k in old and _plain(old[k]) != _plain(v)]
+    lines.append(f'Resumed from epoch {epoch} (iteration {iteration}, lr {lr:.2e})')
+    if changed:
+        lines.append('Arguments that differ from the checkpoint: ' + ', '.join(
+            f'{k}: {old[k]!r} -> {args.as_dict()[k]!r}' for k in changed))
+    kept = [k for k in changed if k in RESTORED_ON_RESUME]
+    if kept:
+        lines.append('Not applied: the optimizer and the lr schedule continue from the '
+                     'checkpoint (' + ', '.join('--' + k for k in kept) + ')')
+    if epoch >= args.epochs:
+        lines.append(f'The run has already done {epoch} epochs (--epochs {args.epochs}); '
+                     f'nothing to train: raise --epochs to continue')
+    return lines
+
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v
 
 
 def write_curves(directory, name, title, ylabel, series, epochs=None):

@@ -77,3 +77,13 @@ def spl_figure(spl, sr, hr, age, title):
     ax.set_title(f'PSPL weight vs SSIM at age {age:g}', fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
+
+
+def save_spl_map(exp, spl, sr, hr, age, name, step):
+    """``experiment/<save>/maps/spl_<step>.png``: ``spl_figure`` of the SPL term ``spl`` on
+    one image (``name``, e.g. 'Set5/baby (x2)'), sr and hr [1, C, H, W], after epoch ``step``."""
+    fig = spl_figure(spl, sr, hr, age,
+                     f'SPL on {name} after epoch {step}: age '
+                     f'{age:g}, s = {spl.alpha:g} * age + {spl.beta:g} = '
+                     f'{spl.sigma(age):.4g}, spl_max {spl.max_val:g}')
+    figures.save(fig, exp.path('maps', f'spl_{step}.png'))

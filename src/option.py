@@ -195,8 +195,19 @@ def build_parser():
              '(lightweight), nearest+conv (real-world, x4)')
     add('--resi_connection', type=str, default='1conv', choices=('1conv', '3conv'),
         help='SwinIR: conv closing each residual group (3conv: SwinIR-L)')
+    add('--m_elan', type=_positive_int, default=36, help='ELAN: attention blocks (ELAB)')
+    add('--c_elan', type=_positive_int, default=180, help='ELAN: features (a multiple of 3)')
+    add('--elan_windows', type=_positive_int, nargs=3, default=(4, 8, 16), metavar='W',
+        help='ELAN: window sides of the three attention groups')
+    add('--r_expand', type=_positive_int, default=2, help='ELAN: local-feature expansion')
+    add('--n_share', type=_non_negative_int, default=0,
+        help='ELAN: blocks reusing the attention maps after each computing one')
+    add('--elan_img_range', type=_positive_float, default=255.0,
+        help='ELAN: the network scales mean-subtracted [0, 1] images by this (official 255)')
     add('--drop_path', type=_unit_float, default=0.1,
         help='SwinIR: stochastic-depth rate of the last block (training only)')
+
+    add = p.add_argument_group('model: DiffSR (diffusion)', 'docs/diffusion.md').add_argument
     add('--unet_channels', type=_positive_int, nargs='+', default=(64, 128, 256), metavar='C',
         help='DiffSR: UNet features per level (each further level halves the size)')
     add('--unet_layers', type=_positive_int, default=2, help='DiffSR: ResNet blocks per UNet level')
@@ -309,9 +320,8 @@ def build_parser():
     add('--gan_k', type=_positive_int, default=1,
         help='GAN: discriminator updates per generator step')
     add('--discriminator', type=str, default='',
-        help='GAN-type terms: the discriminator, a file name in src/discriminator/ (vgg, '
-             'vgg128, vgg192, vgg256, unet, ...); empty = the term\'s own (GAN/RGAN: vgg, '
-             'UGAN: unet)')
+        help='GAN-type terms: the discriminator, a file name in src/discriminator/ (e.g. '
+             'vgg128); empty = the term\'s own (GAN/RGAN: vgg, UGAN: unet)')
     add('--d_pre_train', type=str, default='',
         help='GAN-type terms: start the discriminator from a file in its official layout '
              '(plain state_dict or BasicSR {"params": ...}), loaded strictly, e.g. '
@@ -379,6 +389,8 @@ def _derive(args, parser):
     # Lists from the command line, tuples from a default: one type for the read-only args.
     args.betas = tuple(args.betas)
     args.depths, args.num_heads = tuple(args.depths), tuple(args.num_heads)
+    args.elan_windows = tuple(args.elan_windows)
+    args.unet_channels = tuple(args.unet_channels)
     args.data_test = _split(args.data_test, '--data_test', parser)
     try:
         args.decay = [int(d) for d in args.decay.split('-')]

@@ -54,6 +54,18 @@ class Board:
     def flush(self):
         self.writer.flush()
 
+    def evaluation(self, loss_means, lr, summary, lr_img, sr, hr, rgb_range, step):
+        """After an evaluation: the last epoch's loss means ({term: value}) and ``lr`` (None
+        in a test-only run), every metric of ``summary``, and the first test image's LR, SR
+        and HR grid (``grid``); flushed."""
+        values = {f'loss/{key}': value for key, value in loss_means.items()}
+        if lr is not None:
+            values['lr'] = lr
+        values.update(metric_scalars(summary))
+        self.scalars(values, step)
+        self.grid('first_test/LR_SR_HR', lr_img, sr, hr, rgb_range, step)
+        self.flush()
+
     def close(self):
         self.writer.close()
 
@@ -64,3 +76,9 @@ def metric_scalars(summary):
             for name, per_scale in summary.items()
             for scale, means in per_scale.items()
             for metric, value in means.items()}
+
+
+def open_board(exp, epoch):
+    """The run's Board in ``experiment/<save>/tb/``; ``epoch``: the last epoch done.  A
+    resumed run drops what an interrupted one wrote after its checkpoint."""
+    return Board(exp.path('tb'), purge_step=epoch + 1 if exp.resume else None)

@@ -22,17 +22,79 @@ TEMPLATES = {
     # EDSR-PyTorch's GAN fine-tuning preset.
     'GAN': dict(epochs=200, lr=5e-5, decay='150', loss='5*VGG54+0.15*GAN'),
     # Recipes copied from BasicSR/KAIR configurations set loss_range=1: their terms are computed
-# on images in [0, 1], as there, so the official weights keep their meaning (HOUSE rule 13).
-# The SSL paper's generative recipe: ESRGAN generator fine-tuned from a PSNR model
-    # with L1, VGG54 (L1 distance, as BasicSR's perceptual loss), relativistic GAN and SSL
-    # (its L1 and KL parts each weighted 1e3).  Schedule: 400k iterations halving the lr at
-    # 50k, 100k, 200k and 300k (with --test_every 1000 iterations per epoch).
-    'ESRGAN_SSL': dict(model='RRDBNet', scale='4', patch_size=128, batch_size=16, lr=1e-4,
+    # on images in [0, 1], as there, so the official weights keep their meaning (HOUSE rule 13).
+    # Batch sizes are totals: the YAMLs give batch_size_per_gpu and the repository's demo.sh
+    # launches 4 processes.  SSL: mask stride 1 (every edge pixel), what the released
+    # BasicSR models ran: they read mask_stride from train:, the YAMLs set it under
+    # ssl_setting: (docs/recipes.md; --ssl_stride 3 gives the declared setting).
+    # The SSL paper's ESRGAN recipe (SSL repo GAN-Based-SR/options/train/ESRGANSSL/
+    # train_ESRGANSSL_bicubic_x4.yml, esrganssl_model.py): ESRGAN generator fine-tuned from
+    # a PSNR model with L1, VGG54 (L1 distance, as BasicSR's perceptual loss), relativistic
+    # GAN (the YAML says vanilla, the model hard-codes RaGAN) against BasicSR's
+    # VGGStyleDiscriminator (128), SSL (its L1 and KL parts each weighted 1e3).  128 patches,
+    # 64 per GPU x 4; 400k iterations halving the lr at 50k, 100k, 200k and 300k (--test_every
+    # 1000 iterations per epoch); trains on DF2K + OST (src/prepare_data.py writes them).
+    'ESRGAN_SSL': dict(model='RRDBNet', scale='4', patch_size=128, batch_size=256, lr=1e-4,
                        betas=(0.9, 0.99), epochs=400, decay='50-100-200-300', gamma=0.5,
                        n_feats=64, n_rrdb=23, rrdb_growth=32,
-                       ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=3,
+                       ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=1,
                        ssl_kl=1.0, vgg_criterion='l1', loss='0.01*L1+1*VGG54+0.005*RGAN+1000*SSL',
-                       loss_range=1, ema_decay=0.999),
+                       discriminator='vgg128', loss_range=1, ema_decay=0.999,
+                       data_train='DF2K+OST'),
+    # LDL + SSL (GAN-Based-SR/options/train/LDLSSL/train_LDLSSL_bicubic_x4.yml,
+    # ldlssl_model.py): RRDBNet from ESRGAN's PSNR file (--pre_train reads its params_ema, as
+    # param_key_g), EMA 0.999 (the artifact map needs the EMA output), 0.01*L1 + 1*LDL
+    # (artifact map, window 7) + 1*multi-layer VGG19 (L1; conv1_2 .1, conv2_2 .1, conv3_4,
+    # conv4_4, conv5_4 1) + 0.005*relativistic GAN (the YAML says vanilla; the model
+    # hard-codes RaGAN) with VGGStyleDiscriminator (128) + SSL; 128 patches, 64 per GPU x 4;
+    # 300k iterations at a constant lr (milestone 200k with gamma 1); DF2K.
+    'LDL_SSL': dict(model='RRDBNet', scale='4', patch_size=128, batch_size=256, lr=1e-4,
+                    betas=(0.9, 0.99), epochs=300, decay='200', gamma=1.0,
+                    n_feats=64, n_rrdb=23, rrdb_growth=32,
+                    ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=1, ssl_kl=1.0,
+                    vgg_criterion='l1',
+                    loss='0.01*L1+1*LDL+1*PERCEPTUAL+0.005*RGAN+1000*SSL',
+                    discriminator='vgg128', loss_range=1, ema_decay=0.999, data_train='DF2K'),
+    # ELAN (Zhang et al. 2022) as the SSL repository's network_g (elan_arch.py,
+    # train_ELANGANSSL_bicubic_x4.yml): 36 blocks of 180 features, windows 4/8/16, expansion
+    # 2, no shared attention, img_range 255.  The scale comes from --scale.
+    'ELAN': dict(model='ELAN', m_elan=36, c_elan=180, elan_windows=(4, 8, 16), r_expand=2,
+                 n_share=0, elan_img_range=255.0),
+    # ELAN-light, the ELAN paper's small model: 24 blocks of 60 features, otherwise as ELAN.
+    'ELAN_light': dict(model='ELAN', m_elan=24, c_elan=60, elan_windows=(4, 8, 16),
+                       r_expand=2, n_share=0, elan_img_range=255.0),
+    # ELAN-GAN + SSL (GAN-Based-SR/options/train/ELANGANSSL/train_ELANGANSSL_bicubic_x4.yml,
+    # elanganssl_model.py): ELAN x4 from an ELAN PSNR file (--pre_train, 'params'), EMA
+    # 0.999, 0.01*L1 + 1*VGG54 (L1) + 0.005*relativistic GAN (gan_loss_compute: RaGAN) with
+    # Discriminator_VGG_192 + SSL; 192 patches, 16 per GPU x 4; 300k iterations halving the
+    # lr at 200k, 250k, 275k, 287.5k: epochs of 500 iterations (the YAML's val_freq) make
+    # those 400-500-550-575 of 600; trains on DIV2K (1-800; the official run on its
+    # multiscale sub-images, here on the whole HR images).
+    'ELANGAN_SSL': dict(model='ELAN', m_elan=36, c_elan=180, elan_windows=(4, 8, 16),
+                        r_expand=2, n_share=0, elan_img_range=255.0,
+                        scale='4', patch_size=192, batch_size=64, lr=1e-4, betas=(0.9, 0.99),
+                        test_every=500, epochs=600, decay='400-500-550-575', gamma=0.5,
+                        ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=1,
+                        ssl_kl=1.0, vgg_criterion='l1',
+                        loss='0.01*L1+1*VGG54+0.005*RGAN+1000*SSL',
+                        discriminator='vgg192', loss_range=1, ema_decay=0.999),
+    # SwinIR-GAN + SSL (GAN-Based-SR/options/train/SwinIRGANSSL/
+    # train_SwinIRGANSSL_bicubic_x4.yml, swinirganssl_model.py): SwinIR-M classical x4
+    # (img_size 64, window 8) from 001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth, EMA 0.999,
+    # 0.01*L1 + 1*VGG54 (L1) + 0.005*relativistic GAN (the YAML says vanilla; the model
+    # hard-codes RaGAN) with VGGStyleDiscriminator(input_size=256) + SSL; 256 patches, 4 per
+    # GPU x 4; 100k iterations halving the lr at 50k, 80k, 90k, 95k (and 100k, the end);
+    # DF2K.
+    'SwinIRGAN_SSL': dict(model='SwinIR', window_size=8, embed_dim=180, depths=(6,) * 6,
+                          num_heads=(6,) * 6, mlp_ratio=2.0, upsampler='pixelshuffle',
+                          resi_connection='1conv', img_size=64,
+                          scale='4', patch_size=256, batch_size=16, lr=1e-4, betas=(0.9, 0.99),
+                          epochs=100, decay='50-80-90-95', gamma=0.5,
+                          ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=1,
+                          ssl_kl=1.0, vgg_criterion='l1',
+                          loss='0.01*L1+1*VGG54+0.005*RGAN+1000*SSL',
+                          discriminator='vgg256', loss_range=1, ema_decay=0.999,
+                          data_train='DF2K'),
     # SwinIR (Liang et al. 2021) as the official main_test_swinir.py builds it; the scale
     # comes from --scale, --img_size (the files' training LR patch, 64 by default) from
     # --pre_train.  SwinIR-M, classical SR:
@@ -56,16 +118,17 @@ TEMPLATES = {
     # 256 degraded on the fly with the realesrgan_ssl preset and a 180-pair pool, batch 12,
     # 1*L1 + 1*multi-layer VGG19 (L1) + 0.1*vanilla GAN with the U-Net SN discriminator +
     # SSL (L1 and KL parts 1e3 each), Adam 1e-4 (0.9, 0.99) for both networks, 150k
-    # iterations with the lr halved at 100k (--test_every 1000), no EMA.  --ssl_stride 1:
-    # the released config declares mask_stride 3 under ssl_setting but the model reads it
-    # from train, so the released run used every edge pixel (see README).
-    'RealESRGAN_SSL': dict(model='RRDBNet', scale='4', patch_size=256, batch_size=12, lr=1e-4,
+    # iterations with the lr halved at 100k (--test_every 1000), no EMA; 12 per GPU x 4.
+    # --ssl_stride 1: the released config declares mask_stride 3 under ssl_setting but the
+    # model reads it from train, so the released run used every edge pixel (docs/recipes.md).
+    'RealESRGAN_SSL': dict(model='RRDBNet', scale='4', patch_size=256, batch_size=48, lr=1e-4,
                            betas=(0.9, 0.99), epochs=150, decay='100', gamma=0.5,
                            n_feats=64, n_rrdb=23, rrdb_growth=32,
                            degradation='realesrgan_ssl', degradation_pool=180,
                            ssl_search=25, ssl_window=9, ssl_sigma=0.004, ssl_stride=1,
                            ssl_kl=1.0, vgg_criterion='l1', loss_range=1,
-                           loss='1*L1+1*PERCEPTUAL+0.1*UGAN+1000*SSL'),
+                           loss='1*L1+1*PERCEPTUAL+0.1*UGAN+1000*SSL', discriminator='unet',
+                           data_train='DF2K+OST'),
     # The SSL repository's three other GAN recipes (issue 30).  Official hyper-parameters;
     # batch_size is the total: the configs give batch_size_per_gpu for 4 GPUs (G/demo.sh).
     # --ssl_stride 1: the configs put mask_stride 3 under ssl_setting, but the models read it

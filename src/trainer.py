@@ -7,45 +7,18 @@ continue the run exactly (``--load <name>``).
 """
 import contextlib
 import math
-import random
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-import imageops
+import experiment
 import metric as metric_pkg
 import utility
 from best import Best
 from ema import EMA
-from evaluate import describe_protocol, evaluate, format_scores, protocol_fields
-
-
-def _rng_state():
-    state = {'torch': torch.get_rng_state(), 'random': random.getstate()}
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state['numpy'] = {'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(pos),
-                      'has_gauss': int(has_gauss), 'cached': float(cached)}
-    if torch.cuda.is_available():
-        state['cuda'] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state):
-    torch.set_rng_state(state['torch'])
-    version, internal, gauss = state['random']
-    random.setstate((version, tuple(internal), gauss))
-    n = state['numpy']
-    np.random.set_state(('MT19937', n['keys'].numpy().astype(np.uint32), n['pos'],
-                         n['has_gauss'], n['cached']))
-    if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
-
-
-# Optimizer and scheduler settings: load_state_dict restores them from the checkpoint.
-_RESTORED_ON_RESUME = ('optimizer', 'lr', 'momentum', 'betas', 'epsilon', 'weight_decay',
-                       'decay', 'gamma')
+from evaluate import (MetricHistory, describe_protocol, evaluate, first_test_image,
+                      format_scores, protocol_fields)
 
 
 def make_optimizer(args, params):
@@ -83,8 +56,7 @@ class Trainer:
         which = args.best_key[2]
         self.best = Best(*args.best_key, higher_is_better=not metric_pkg.lower_is_better(which),
                          fmt=metric_pkg.log_format(which))
-        self.metric_epochs = []     # epochs at which the test history was recorded
-        self.metric_history = {}    # {dataset: {"x2": {metric: [...], ...}}}
+        self.history = MetricHistory()     # test scores per evaluation, for the plots
         self.skipped = 0
         self.amp_dtype = None
         if args.precision == 'amp':
@@ -124,9 +96,7 @@ class Trainer:
         self.board = None
         if args.tensorboard and rank == 0:
             import tboard
-            # A resumed run drops what an interrupted one wrote after its checkpoint.
-            self.board = tboard.Board(exp.path('tb'),
-                                      purge_step=self.epoch + 1 if exp.resume else None)
+            self.board = tboard.open_board(exp, self.epoch)
 
     # ------------------------------------------------------------------ helpers
     def _autocast(self):
@@ -164,9 +134,9 @@ class Trainer:
             'loss': self.loss.state_dict(),
             'loss_log': self.loss.log_state(),
             'best': self.best.state,
-            'metric_epochs': list(self.metric_epochs),
-            'metric_history': self.metric_history,
-            'rng': _rng_state(),
+            'metric_epochs': list(self.history.epochs),
+            'metric_history': self.history.scores,
+            'rng': experiment.rng_state(),
             'args': self.args.as_dict(),
         }
         if self.scaler is not None:
@@ -178,11 +148,7 @@ class Trainer:
     def _resume(self):
         # On the CPU: RNG states must be CPU tensors; load_state_dict moves the rest.
         ckpt = self.exp.load_checkpoint()
-        required = ('model', 'optimizer', 'scheduler', 'epoch', 'iteration', 'rng')
-        missing = [k for k in required if k not in ckpt]
-        if missing:
-            raise utility.UserError(f'{self.exp.path("checkpoint.pt")} lacks {", ".join(missing)}; '
-                                    f'it is not a checkpoint written by this code')
+        experiment.check_checkpoint(ckpt, self.exp.path('checkpoint.pt'))
         self.model.load(ckpt['model'], str(self.exp.path('checkpoint.pt')))
         self.optimizer.load_state_dict(ckpt['optimizer'])
         self.scheduler.load_state_dict(ckpt['scheduler'])
@@ -209,26 +175,12 @@ class Trainer:
         if not self.best.restore(ckpt.get('best')):
             self.exp.log(f'The checkpoint\'s best model was not chosen by '
                          f'{self.best.metric.upper()}; the best score starts afresh')
-        self.metric_epochs = list(ckpt.get('metric_epochs', []))
-        self.metric_history = ckpt.get('metric_history', {})
-        _set_rng_state(ckpt['rng'])
-        old = ckpt.get('args', {})
-        changed = [k for k, v in self.args.as_dict().items()
-                   if k not in ('load', 'save', 'argv', 'reset', 'epochs', 'n_threads',
-                                'raw_args', 'overrides')
-                   and k in old and _plain(old[k]) != _plain(v)]
-        self.exp.log(f'Resumed from epoch {self.epoch} (iteration {self.iteration}, '
-                     f'lr {self.scheduler.get_last_lr()[0]:.2e})')
-        if changed:
-            self.exp.log('Arguments that differ from the checkpoint: ' + ', '.join(
-                f'{k}: {old[k]!r} -> {self.args.as_dict()[k]!r}' for k in changed))
-        kept = [k for k in changed if k in _RESTORED_ON_RESUME]
-        if kept:
-            self.exp.log('Not applied: the optimizer and the lr schedule continue from the '
-                         'checkpoint (' + ', '.join('--' + k for k in kept) + ')')
-        if self.terminate():
-            self.exp.log(f'The run has already done {self.epoch} epochs (--epochs '
-                         f'{self.args.epochs}); nothing to train: raise --epochs to continue')
+        self.history = MetricHistory(ckpt.get('metric_epochs', []),
+                                     ckpt.get('metric_history', {}))
+        experiment.set_rng_state(ckpt['rng'])
+        for line in experiment.resume_notes(ckpt.get('args', {}), self.args, self.epoch,
+                                            self.iteration, self.scheduler.get_last_lr()[0]):
+            self.exp.log(line)
 
     def _save(self, is_best):
         state = self.state()
@@ -399,15 +351,12 @@ class Trainer:
         found = []
         training = not args.test_only
         if training:
-            self.metric_epochs.append(self.epoch)
+            self.history.start(self.epoch)
 
         def report(name, scale, means, lr_set):
             line = format_scores(name, scale, means, lr_set)
             if training:
-                hist = self.metric_history.setdefault(name, {}).setdefault(
-                    f'x{scale}', {key: [] for key in means})
-                for key, value in means.items():
-                    hist.setdefault(key, []).append(value)
+                self.history.add(name, scale, means)
                 if self.best.concerns(name, scale):
                     found.append(self.best.update(self.epoch, means))
                     line += self.best.note()
@@ -417,27 +366,11 @@ class Trainer:
             summary, rows = evaluate(self.model, self.loader_test, args, self.device,
                                      self._autocast, self.exp, report)
         if training:
-            self._plot_metrics()
+            self.history.plot(self.exp, args.metrics)
         self.exp.write_metrics(summary, rows, args.metrics, protocol_fields(args))
         self._pictures(summary)
         self.exp.log(f'Evaluation: {timer.toc():.1f}s', echo=not args.test_only)
         return any(found)
-
-    def _plot_metrics(self):
-        """test_<Dataset>_<metric>.png/pdf: one plot per test set and metric, a line per scale."""
-        for name, per_scale in self.metric_history.items():
-            for key in self.args.metrics:
-                series = {f'{name} {scale}': values.get(key, [])
-                          for scale, values in per_scale.items()}
-                # A metric added on resume has values for the last evaluations only.
-                n = max(len(v) for v in series.values())
-                if not n:
-                    continue
-                label = metric_pkg.label(key)
-                self.exp.plot_curves(f'test_{name}_{key}', f'{label} on {name}',
-                                     f'{label} ({metric_pkg.direction(key)})',
-                                     {k: v for k, v in series.items() if len(v) == n},
-                                     epochs=self.metric_epochs[len(self.metric_epochs) - n:])
 
     def _pictures(self, summary):
         """After an evaluation: TensorBoard scalars and LR/SR/HR grid (--tensorboard), the
@@ -446,44 +379,13 @@ class Trainer:
         save_maps = args.save_maps and not args.test_only
         if self.board is None and not save_maps:
             return
-        step = self.epoch
-        lr_img, hr_img, sr, name = self._first_test_image()
+        lr_img, hr_img, sr, name = first_test_image(
+            self.model, self.loader_test, self._prepare, self._evaluated_weights,
+            self._autocast, args.rgb_range)
         if self.board is not None:
-            import tboard
-            values = {f'loss/{key}': value for key, value in self._epoch_means.items()}
-            if self._epoch_lr is not None:
-                values['lr'] = self._epoch_lr
-            values.update(tboard.metric_scalars(summary))
-            self.board.scalars(values, step)
-            self.board.grid('first_test/LR_SR_HR', lr_img[0], sr[0], hr_img[0], args.rgb_range,
-                            step)
-            self.board.flush()
+            self.board.evaluation(self._epoch_means, self._epoch_lr, summary, lr_img[0], sr[0],
+                                  hr_img[0], args.rgb_range, self.epoch)
         if save_maps and hr_img.numel():
-            import figures
             import maps
-            spl = self.loss.terms['SPL']
-            age = self.age()
-            fig = maps.spl_figure(spl, sr, hr_img, age,
-                                  f'SPL on {name} (x{args.scale[0]}) after epoch {step}: age '
-                                  f'{age:g}, s = {spl.alpha:g} * age + {spl.beta:g} = '
-                                  f'{spl.sigma(age):.4g}, spl_max {spl.max_val:g}')
-            figures.save(fig, self.exp.path('maps', f'spl_{step}.png'))
-
-    @torch.no_grad()
-    def _first_test_image(self):
-        """(lr, hr, sr, name) of the first test set's first image at the first scale:
-        [1, C, h, w], [1, C, H, W] (empty without ground truth), SR quantised to 8 bit."""
-        dataset = self.loader_test[0].dataset
-        dataset.set_scale(0)
-        lr_img, hr_img, name = dataset[0]
-        lr_img, hr_img = self._prepare(lr_img[None], hr_img[None])
-        self.model.eval()
-        with self._evaluated_weights():
-            with self._autocast():
-                sr = self.model(lr_img, 0)
-        sr = imageops.quantize(sr.float(), self.args.rgb_range)
-        return lr_img, hr_img, sr, f'{dataset.name}/{name}'
-
-
-def _plain(v):
-    return list(v) if isinstance(v, tuple) else v
+            maps.save_spl_map(self.exp, self.loss.terms['SPL'], sr, hr_img, self.age(),
+                              f'{name} (x{args.scale[0]})', self.epoch)

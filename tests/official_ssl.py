@@ -52,12 +52,21 @@ def _registry_stub():
     return stub
 
 
+def stub(name, **attrs):
+    """A stand-in module ``name`` holding ``attrs``."""
+    module = types.ModuleType(name)
+    module.__dict__.update(attrs)
+    return module
+
+
 def exec_official(text, name, extra=None):
     """Execute an official file's ``text`` as module ``name`` and return it.
 
     ``basicsr``, ``basicsr.utils``, ``basicsr.archs``, ``basicsr.losses`` become empty
     packages and ``basicsr.utils.registry`` a no-op registry while the file runs; ``extra``
-    maps further module names to stand-ins.  The official code itself is untouched.
+    maps further module names to stand-ins (or executed official modules: a relative import
+    ``from .x import y`` in a file named ``basicsr.losses.z`` finds ``basicsr.losses.x``
+    there).  The official code itself is untouched.
     """
     stubs = {}
     for pkg in ('basicsr', 'basicsr.utils', 'basicsr.archs', 'basicsr.losses'):
@@ -70,6 +79,7 @@ def exec_official(text, name, extra=None):
     try:
         module = types.ModuleType(name)
         module.__file__ = f'<official {name}>'
+        module.__package__ = name.rpartition('.')[0]
         exec(compile(text, module.__file__, 'exec'), module.__dict__)
     finally:
         for key, old in saved.items():

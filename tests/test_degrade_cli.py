@@ -213,7 +213,8 @@ def test_bsrgan_and_mix_sets_are_byte_identical_and_seeded(tiny, tmp_path, prese
         assert len({a[f'a+{k}x4.png'] for k in range(3)}) == 3
     assert Image.open(tmp_path / 'c0' / 'benchmark' / 'Tiny' / f'LR_{preset}' / 'X4' /
                       next(iter(a))).size in ((24, 24), (16, 15))
-    other = tmp_path / 'c0'
+    other = tmp_path / 'c2'          # a fresh copy: the set of seed 3 is never replaced
+    shutil.copytree(tiny / 'benchmark' / 'Tiny' / 'HR', other / 'benchmark' / 'Tiny' / 'HR')
     proc = run_degrade(['--dir_data', other, '--data_test', 'Tiny', '--degradation', preset,
                         '--seed', '4'] + (['--variants', str(variants)] if variants > 1 else []))
     assert proc.returncode == 0, proc.stderr

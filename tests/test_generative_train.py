@@ -12,7 +12,9 @@ def gan_args(data_dir, vgg, save, epochs, *extra):
             '--dir_data', data_dir, '--patch_size', '32', '--batch_size', '2',
             '--test_every', '2', '--epochs', epochs, '--decay', '1', '--ssl_search', '11',
             '--ssl_window', '5', '--ssl_stride', '1', '--ema_decay', '0.9',
-            '--vgg_weights', vgg, '--n_threads', '0', '--save', save, *extra]
+            '--vgg_weights', vgg, '--n_threads', '0', '--save', save,
+            # the recipe's VGG128 takes 128x128 patches only; 'vgg' takes these small ones
+            '--discriminator', 'vgg', *extra]
 
 
 @pytest.mark.slow

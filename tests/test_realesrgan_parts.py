@@ -112,7 +112,8 @@ def test_perceptual_is_the_weighted_sum_of_single_layer_vgg_terms(vgg_file):
 
 def test_realesrgan_ssl_template():
     args = option.parse_args(['--template', 'RealESRGAN_SSL'])
-    assert (args.model, args.scale, args.patch_size, args.batch_size) == ('RRDBNet', [4], 256, 12)
+    # 12 per GPU x 4 GPUs (the repository's demo.sh)
+    assert (args.model, args.scale, args.patch_size, args.batch_size) == ('RRDBNet', [4], 256, 48)
     assert args.loss == '1*L1+1*PERCEPTUAL+0.1*UGAN+1000*SSL' and args.vgg_criterion == 'l1'
     assert (args.degradation, args.degradation_pool, args.ssl_stride) == ('realesrgan_ssl', 180, 1)
     assert (args.epochs, args.decay, args.gamma, args.lr, args.betas) == (

@@ -128,6 +128,6 @@ def test_flags_set_by_a_template_or_read_by_a_term_are_accepted():
     # ESRGAN_SSL sets --ssl_stride and --vgg_criterion as defaults; --loss overrides the
     # terms; defaults are never refused, only flags written on the command line.
     args = option.parse_args(['--template', 'ESRGAN_SSL', '--loss', '1*L1'])
-    assert args.ssl_stride == 3 and args.loss_range == 1
+    assert args.ssl_stride == 1 and args.loss_range == 1 and args.discriminator == 'vgg128'
     args = option.parse_args(['--loss', '1*L1+1*SSL', '--ssl_stride', '3'])
     assert args.ssl_stride == 3

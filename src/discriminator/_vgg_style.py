@@ -60,3 +60,12 @@ class VGGStyleDiscriminator(nn.Module):
             feat = self.lrelu(getattr(self, f'bn{i}_1')(getattr(self, f'conv{i}_1')(feat)))
         feat = self.pool(feat).flatten(1)
         return self.linear2(self.lrelu(self.linear1(feat)))
+
+
+def fixed_size(args, name, input_size, n_stages):
+    """The registry entry ``name``: the network for ``input_size`` patches only (64 base
+    features, as every official file), refusing (UserError) a run whose HR patches differ."""
+    from . import hr_patch_side, refuse_patch
+    if hr_patch_side(args) != input_size:
+        refuse_patch(name, args, f'{input_size}x{input_size} patches only')
+    return VGGStyleDiscriminator(args.n_colors, 64, n_stages=n_stages, input_size=input_size)

@@ -4,13 +4,10 @@ GAN-Based-SR/basicsr/archs/ranksrgan_arch.py: five stride-2 stages take 296x296 
 (296, 148, 74, 37, 18, 9), then linear 8nf*81 -> 100 -> 1.  Parameter names are the
 official ones (see _vgg_style.py), so its files load strictly.  Input 296x296 only.
 """
-from . import _vgg_style, hr_patch_side, refuse_patch
+from . import _vgg_style
 
 INPUT_SIZE = 296
 
 
 def make_discriminator(args):
-    if hr_patch_side(args) != INPUT_SIZE:
-        refuse_patch('vgg296', args, f'{INPUT_SIZE}x{INPUT_SIZE} patches only')
-    return _vgg_style.VGGStyleDiscriminator(args.n_colors, 64, n_stages=5,
-                                            input_size=INPUT_SIZE)
+    return _vgg_style.fixed_size(args, 'vgg296', INPUT_SIZE, n_stages=5)
