@@ -137,7 +137,8 @@ def test_skip_threshold_skips_and_an_all_skipped_epoch_stops(tmp_path, tiny_data
 
 @pytest.mark.slow
 def test_ema_weights_are_the_best_model(tmp_path, tiny_data):
-    proc = run_main(train_args(tiny_data, 'ema', 1, '--loss', '1*L1', '--ema_decay', '0.5'),
+    # (SSL stays in the loss: train_args gives --ssl_search, refused without an SSL term)
+    proc = run_main(train_args(tiny_data, 'ema', 1, '--loss', '1*L1+0.1*SSL', '--ema_decay', '0.5'),
                     exp_root=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     model = tmp_path / 'ema' / 'model'
