@@ -177,7 +177,7 @@ def build_parser():
     add('--n_rrdb', type=_positive_int, default=23, help='RRDBNet: number of RRDB blocks')
     add('--rrdb_growth', type=_positive_int, default=32, help='RRDBNet: dense growth channels')
 
-    add = p.add_argument_group('model: SwinIR').add_argument
+    add = p.add_argument_group('model: SwinIR, ELAN').add_argument
     add('--img_size', type=_positive_int, default=64,
         help='SwinIR: training LR patch size the shift masks are stored for (a multiple of '
              '--window_size; other input sizes work too); --pre_train takes it from the file')
