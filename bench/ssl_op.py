@@ -25,6 +25,10 @@ measured time, so that the distance to the machine's limit is visible.
 cases (the two above, a 1% random mask, and the training batch at stride 3 and at stride 1),
 calls interleaved in one process, and checks that both give the same values (to float
 rounding).
+Every figure comes with the machine kind it was measured on: the CPU model (`lscpu`'s
+"Model name") and the width of the vectors the op's CPU kernels were built for.
+--against also gives each side's CPU time (all threads, median): on a shared machine its
+ratio is the steadier one.
 Peak memory is the process's peak resident set (ru_maxrss) after the cold run minus its
 resident set just before it: everything the run touched (torch tensors, the op's C++
 buffers, allocator slack), an upper bound when an earlier transient peak was higher.
@@ -106,6 +110,33 @@ def floor_flops(b, c, h, w, search=SEARCH):
     of it, 2 adds down and 2 across (4); backward the box sums of the upstream gradient (4)
     and per channel t = g (A[x] - A[x+d]) added at x and subtracted at x + d (4C)."""
     return (7 * c + 8) * search * search * b * h * w
+
+
+def cpu_model():
+    """The CPU's model name, as `lscpu | grep 'Model name'` gives it (Linux), else the
+    processor name."""
+    import platform
+
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith(('model name', 'Model name')):
+                return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_kind(ext=None):
+    """'<CPU model>, <bits>-bit vectors (<ISA>)': the machine and the vectors the op's CPU
+    kernels were built for (ext: a built op module; this checkout's by default)."""
+    if ext is None:
+        ext = build_checkout()
+    vector_bytes = getattr(ext, 'vector_bytes', None)
+    if vector_bytes is None:  # a revision built before the op reported it
+        return f'{cpu_model()}, vector width not reported by this build'
+    bits = 8 * vector_bytes()
+    isa = {512: 'AVX-512', 256: 'AVX2', 128: 'SSE2/NEON'}.get(bits, '?')
+    return f'{cpu_model()}, {bits}-bit vectors ({isa})'
 
 
 def _rss_bytes():
@@ -318,22 +349,24 @@ def against(rev, repeat, cflags=''):
     cases.append(('training batch 16x3x96x96, stride 3', hr / 255, edge_mask(hr, stride=3)))
     cases.append(('training batch, stride 1 (the default)', hr / 255, edge_mask(hr, stride=1)))
     print(f'this checkout against {sha[:12]} ({torch.get_num_threads()} threads; '
-          f'median ms of {repeat} interleaved calls; extra compiler flags: {cflags or "none"})')
+          f'median ms of {repeat} interleaved calls; extra compiler flags: {cflags or "none"}); '
+          f'{machine_kind(ours)}')
     print(f'{"case":40s} {"N":>5s} {"fwd theirs":>11s} {"fwd ours":>9s} {"ratio":>6s} '
-          f'{"bwd theirs":>11s} {"bwd ours":>9s} {"ratio":>6s}  agreement')
+          f'{"bwd theirs":>11s} {"bwd ours":>9s} {"ratio":>6s} {"cpu ratio f/b":>14s}  agreement')
     for title, image, mask in cases:
         padded, pos, upstream = op_inputs(image, mask)
         outs = {}
 
         def forward_backward(name, ext):
             def call():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 d = ext.forward(padded, pos, SEARCH, WINDOW)
-                middle = time.perf_counter()
+                middle, middle_cpu = time.perf_counter(), time.process_time()
                 g = ext.backward(padded, pos, upstream, SEARCH, WINDOW)
-                end = time.perf_counter()
+                end, end_cpu = time.perf_counter(), time.process_time()
                 outs[name] = (d, g)
-                return (middle - start) * 1e3, (end - middle) * 1e3
+                return ((middle - start) * 1e3, (end - middle) * 1e3,
+                        (middle_cpu - start_cpu) * 1e3, (end_cpu - middle_cpu) * 1e3)
             return call
 
         med = interleaved({'theirs': forward_backward('theirs', theirs),
@@ -343,7 +376,8 @@ def against(rev, repeat, cflags=''):
         g_err = ((g1 - g0).abs().max() / g0.abs().max()).item()
         print(f'{title:40s} {pos.shape[0]:5d} {med["theirs"][0]:11.1f} {med["ours"][0]:9.1f} '
               f'{med["theirs"][0] / med["ours"][0]:5.2f}x {med["theirs"][1]:11.1f} '
-              f'{med["ours"][1]:9.1f} {med["theirs"][1] / med["ours"][1]:5.2f}x  '
+              f'{med["ours"][1]:9.1f} {med["theirs"][1] / med["ours"][1]:5.2f}x '
+              f'{med["theirs"][2] / med["ours"][2]:6.2f}x/{med["theirs"][3] / med["ours"][3]:.2f}x  '
               f'D {d_err:.1e}, grad {g_err:.1e}')
     fused_against(sha, theirs, ours, hr, repeat)
 
@@ -371,18 +405,20 @@ def fused_against(sha, theirs, ours, hr, repeat):
 
         def loss(name, ext):
             def call():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 outs[name] = ext.ssl_loss(*args)
-                return ((time.perf_counter() - start) * 1e3,)
+                return ((time.perf_counter() - start) * 1e3,
+                        (time.process_time() - start_cpu) * 1e3)
             return call
 
-        med = {name: m[0] for name, m in interleaved({'theirs': loss('theirs', theirs),
-                                                      'ours': loss('ours', ours)},
-                                                     repeat).items()}
+        med = interleaved({'theirs': loss('theirs', theirs), 'ours': loss('ours', ours)},
+                          repeat)
         (l0, g0), (l1, g1) = outs['theirs'], outs['ours']
+        (ms0, cpu0), (ms1, cpu1) = med['theirs'], med['ours']
         print(f'fused SSL loss, training batch, stride {stride} (the pass training runs, '
-              f'forward+backward): {med["theirs"]:.1f} -> {med["ours"]:.1f} ms '
-              f'({med["theirs"] / med["ours"]:.2f}x); loss {(abs(l1 - l0) / l0).item():.1e}, '
+              f'forward+backward): {ms0:.1f} -> {ms1:.1f} ms ({ms0 / ms1:.2f}x; cpu '
+              f'{cpu0:.1f} -> {cpu1:.1f} ms, {cpu0 / cpu1:.2f}x); loss '
+              f'{(abs(l1 - l0) / l0).item():.1e}, '
               f'grad {((g1 - g0).abs().max() / g0.abs().max()).item():.1e} relative')
 
 
@@ -415,7 +451,7 @@ def ways(repeat, cflags=''):
     print(f'backward by way ({torch.get_num_threads()} threads; median ms of {repeat} '
           f'interleaved calls; extra compiler flags: {cflags or "none"}); windows: masked '
           'pixels x window^2 / pixels their windows cover, over the image (the kernel decides '
-          'per band of <= 32 rows, whose figure is lower)')
+          f'per band of <= 32 rows, whose figure is lower); {machine_kind(ext)}')
     print(f'{"case":40s} {"N":>5s} {"windows":>8s} {"per pixel":>10s} {"shared":>8s} '
           f'{"ratio":>6s} {"auto":>8s}')
     for title, img, mask in cases:
@@ -482,6 +518,7 @@ def main(argv=None):
     print(f'torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads, '
           f'{os.cpu_count()} CPUs (load average {load}); search {SEARCH}, window {WINDOW}; '
           'forward+backward')
+    print(f'machine: {machine_kind()}')
     flops = floor_flops(1, 3, 128, 128)
     print(f'box-sum floor of one 1x3x128x128 case: {flops / 1e6:.0f} Mflop')
     print(f'{"case":40s} {"N":>5s} {"method":>7s} {"ms":>10s} {"cpu ms":>10s} '
@@ -510,7 +547,8 @@ def main(argv=None):
               f'edge mask {t["mask_ms"]:.1f} ms, op forward+backward {t["op_ms"]:.1f} ms '
               f'(floor {floor_flops(16, 3, 96, 96) / 1e9:.2f} Gflop, {rate:.2f} GF/s), '
               f'SSL loss forward+backward {t["loss_ms"]:.1f} ms (cpu {t["loss_cpu_ms"]:.1f} ms; '
-              f'in two steps, op calls then graph_loss, alternating with it: {t["two_step_ms"]:.1f} ms)')
+              f'in two steps, op calls then graph_loss, alternating with it: {t["two_step_ms"]:.1f} ms); '
+              f'{machine_kind()}')
     return 0
 
 

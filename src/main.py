@@ -71,6 +71,11 @@ def run(argv=None):
     torch.manual_seed(args.seed)
     # Data, model and loss first: a mistake in them (missing folder, weights file, loss
     # settings) is reported before the run folder is created or an old one is archived.
+    # A mistyped --load or --model first: a missing dataset would hide it.
+    if args.load and not args.reset:
+        option.check_load(args.load)
+    import registry
+    registry.load('model', args.model, 'make_model', '--model')
     data.refuse_training_on_test_sets(args)
     loader = data.Data(args, rank=rank, world_size=world_size)
     net = model_pkg.Model(args, device)

@@ -426,11 +426,6 @@ def _derive(args, parser):
                          f'{args.data_test[0]}:{args.scale[0]}:{args.metrics[-1]}')
         args.best_key = (name, int(s), which)
     _check_protocol(args, parser)
-    import registry
-    models = registry.names('model', 'make_model')
-    if args.model.lower() not in models:
-        # Here, before any data is looked for: a missing dataset would hide the typo.
-        parser.error(f'unknown --model {args.model!r}; available (any case): {", ".join(models)}')
     import degradation
     args.degradation = args.degradation.lower()
     if args.degradation not in degradation.names():
@@ -571,10 +566,10 @@ def _runs_with_checkpoints():
         if root.is_dir() else []
 
 
-def saved_run_values(load):
-    """The arguments run ``load`` was started (or last resumed) with, as {dest: raw value}:
-    the defaults of a command that names it with --load.  UserError (one line) when the run
-    has no readable checkpoint, naming the runs that have one."""
+def check_load(load):
+    """UserError naming the runs that have a checkpoint when run ``load`` has none.  main.py
+    calls it before looking for data (a missing dataset would hide the typo); parsing alone
+    does not, so that commands can be checked before the run they load exists."""
     import difflib
     path = utility.EXPERIMENT_ROOT / load / 'checkpoint.pt'
     if not path.is_file():
@@ -585,6 +580,15 @@ def saved_run_values(load):
             if runs else f'no run in {utility.EXPERIMENT_ROOT} has one')
         raise utility.UserError(f'--load {load}: {path} does not exist, so there is nothing to '
                                 f'resume or evaluate; {hint} (start a new run with --save)')
+
+
+def saved_run_values(load):
+    """The arguments run ``load`` was started (or last resumed) with, as {dest: raw value}:
+    the defaults of a command that names it with --load; {} when the run has no checkpoint
+    (see ``check_load``).  UserError (one line) when the checkpoint cannot be read."""
+    path = utility.EXPERIMENT_ROOT / load / 'checkpoint.pt'
+    if not path.is_file():
+        return {}
     ckpt = utility.load_pt(path, mmap=True)
     saved = ckpt.get('args') if isinstance(ckpt, dict) else None
     if not isinstance(saved, dict):
@@ -633,7 +637,7 @@ def parse_args(argv=None):
     parser.set_defaults(**inherited)
     args = parser.parse_args(argv)
     given = _given_flags(argv)
-    if args.load and args.test_only and not args.reset:    # --reset: Experiment refuses
+    if args.load and args.test_only and not args.reset and inherited:   # --reset: refused later
         if 'pre_train' not in given:
             args.pre_train = _run_weights(args.load)
         if 'save' not in given:

@@ -206,6 +206,16 @@ TEMPLATES = {
                        degradation='bsrgan', ssl_search=25, ssl_window=9, ssl_sigma=0.004,
                        ssl_stride=3, ssl_kl=1.0, vgg_criterion='l1', loss_range=1,
                        loss='1*L1+1*PERCEPTUAL+1*LSGAN+500*SSL'),
+    # train_ELANGANSSL_BSRGAN_DF2K_OST_x4.json: ELAN x4 (m 36, c 180, windows 4/8/16, r_expand 2,
+    # n_share 0, img_range 255) from ELAN_BSRGAN/0_G.pth, HR 192 (LR 48), batch 64, 300k
+    # iterations, milestones 200k, 250k, 275k, 287.5k (epochs of 500 iterations).
+    'ELANGAN_BSRGAN_SSL': dict(
+        model='ELAN', scale='4', m_elan=36, c_elan=180, elan_windows=(4, 8, 16), r_expand=2,
+        n_share=0, elan_img_range=255.0, patch_size=192, batch_size=64, lr=1e-4,
+        betas=(0.9, 0.999), test_every=500, epochs=600, decay='400-500-550-575', gamma=0.5,
+        ema_decay=0.999, degradation='bsrgan', ssl_search=25, ssl_window=9, ssl_sigma=0.004,
+        ssl_stride=3, ssl_kl=1.0, vgg_criterion='l1', loss_range=1,
+        loss='1*L1+1*PERCEPTUAL+1*LSGAN+500*SSL'),
     # train_SwinIRGANSSL_BSRGAN_DF2K_OST_x4.json: SwinIR-M classical (img_size 64, window 8,
     # embed 180, depths and heads 6x6, mlp 2, pixelshuffle, 1conv, img_range 1) from
     # SwinIR_BSRGAN/0_G.pth, HR 256, batch 16, 300k iterations, milestones as written

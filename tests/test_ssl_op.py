@@ -329,6 +329,7 @@ def test_kernels_for_smaller_vectors_match_the_oracle(tmp_path, flag, lanes):
     sources = [SOURCES / name for name in _build.CPU_SOURCES]
     ext = _build.build_extension(f'ssl_ops_{lanes}_lanes_test', sources, tmp_path,
                                  extra_cflags=[flag])
+    assert ext.vector_bytes() == 4 * lanes  # what bench/ssl_op.py reports as the machine kind
     gen = torch.Generator().manual_seed(10)
     for case in [CASES[2], CASES[3], CASES[5], CASES[8], CASES[9]]:
         search, window = case[4:6]
@@ -683,6 +684,9 @@ def test_bench_runs_and_reports_the_op():
     assert all(abs(float(row[-1]) - 296.96 / float(row[-5])) < 0.01 + 0.01 * float(row[-1])
                for row in rows)
     assert 'box-sum floor of one 1x3x128x128 case: 297 Mflop' in run.stdout
+    # the machine kind: the CPU model and the vectors the kernels were built for
+    machine = next(line for line in run.stdout.splitlines() if line.startswith('machine: '))
+    assert re.search(r', (128|256|512)-bit vectors \((SSE2/NEON|AVX2|AVX-512)\)$', machine)
     cuda = subprocess.run([sys.executable, str(BENCH), '--cuda'], capture_output=True,
                           text=True, timeout=120)
     assert cuda.returncode == 0 and 'CUDA' in cuda.stdout
@@ -740,6 +744,7 @@ def test_bench_against_a_revision_builds_it_from_git_and_compares(tmp_path, cfla
                          env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     assert f'extra compiler flags: {cflags or "none"}' in run.stdout
+    assert ('128-bit vectors (SSE2/NEON)' if cflags else '-bit vectors (') in run.stdout
     folders = [p.name for p in tmp_path.iterdir()]
     rev = 'rev-' + head.stdout.strip()[:12]
     assert any(name.startswith(rev) and ('-flags-' in name) == bool(cflags) for name in folders)

@@ -245,7 +245,7 @@ class CLIPIQA(nn.Module):
         with torch.no_grad():
             text = net.encode_text(token_ids())
         self.register_buffer('text', text / text.norm(dim=-1, keepdim=True), persistent=False)
-        self.register_buffer('scale', net.logit_scale.exp(), persistent=False)
+        self.register_buffer('logit_scale', net.logit_scale.exp(), persistent=False)
         self.register_buffer('mean', torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
 
@@ -256,7 +256,7 @@ class CLIPIQA(nn.Module):
         """[B, 3, H, W] in [0, 1] -> [B] float32."""
         feats = self.visual((x - self.mean) / self.std)
         feats = feats / feats.norm(dim=-1, keepdim=True)
-        logits = self.scale * feats @ self.text.t()
+        logits = self.logit_scale * feats @ self.text.t()
         return logits.view(len(x), -1, 2).softmax(dim=-1)[..., 0].mean(dim=1)
 
     @torch.no_grad()

@@ -234,4 +234,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "(loss, dloss/dsr)", py::arg("sr"), py::arg("hr"), py::arg("pos"), py::arg("search"),
         py::arg("window"), py::arg("a"), py::arg("normalize"), py::arg("kl"), py::arg("scale"));
   m.def("has_cuda", &has_cuda, "whether this build contains the CUDA kernels");
+  m.def("vector_bytes", &ssl_ops::vector_bytes,
+        "bytes in the vectors the CPU kernels were built for (64: AVX-512, 32: AVX2, 16: SSE2/NEON)");
 }

@@ -1532,6 +1532,8 @@ double ssl_loss_cpu(const float* sr, const float* hr, float scale, const int64_t
   return graph_loss_total(l1, kl, kl_weight, s.n, g.SS);
 }
 
+int vector_bytes() { return kVectorBytes; }
+
 template void patch_distances_forward<float>(const float*, const int64_t*, const Shape&,
                                                     float*, int);
 template void patch_distances_forward<double>(const double*, const int64_t*,

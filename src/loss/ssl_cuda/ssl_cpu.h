@@ -90,6 +90,9 @@ double ssl_loss_cpu(const float* sr, const float* hr, float scale, const int64_t
                     const Shape& s, double a, bool normalize, double kl, float* grad,
                     int threads);
 
+// Bytes in the vectors the CPU kernels were built for (64 AVX-512, 32 AVX/AVX2, 16 SSE2/NEON).
+int vector_bytes();
+
 // SSL loss arithmetic on float32 distances d_sr, d_hr [n, ss] (graph_loss_cpu.cpp).
 // Returns the loss; writes dloss/dd_sr into grad [n, ss] when grad is not null.
 double graph_loss(const float* d_sr, const float* d_hr, int64_t n, int64_t ss, double a,
