@@ -12,20 +12,14 @@ import importlib.util
 import sys
 import types
 
+from official_loader import exec_file as _exec, restored_modules
+
 
 def _root():
     spec = importlib.util.find_spec('basicsr')  # does not run basicsr/__init__.py
     if spec is None or not spec.submodule_search_locations:
         return None
     return spec.submodule_search_locations[0]
-
-
-def _exec(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _load(relpath, extra_stubs=()):
@@ -35,29 +29,28 @@ def _load(relpath, extra_stubs=()):
     names = ['basicsr', 'basicsr.utils', 'basicsr.metrics', 'basicsr.archs',
              'basicsr.utils.registry', 'basicsr.utils.color_util',
              'basicsr.utils.matlab_functions', 'basicsr.metrics.metric_util', *extra_stubs]
-    saved = {name: sys.modules.get(name) for name in names}
     try:
-        for name in ('basicsr', 'basicsr.utils', 'basicsr.metrics', 'basicsr.archs'):
-            sys.modules[name] = types.ModuleType(name)
-            sys.modules[name].__path__ = []
-        registry = sys.modules['basicsr.utils.registry'] = types.ModuleType('registry')
-        registry.METRIC_REGISTRY = registry.ARCH_REGISTRY = types.SimpleNamespace(
-            register=lambda *a, **k: (lambda f: f))
-        color = _exec('basicsr.utils.color_util', f'{root}/utils/color_util.py')
-        sys.modules['basicsr.utils'].bgr2ycbcr = color.bgr2ycbcr
-        _exec('basicsr.utils.matlab_functions', f'{root}/utils/matlab_functions.py')
-        _exec('basicsr.metrics.metric_util', f'{root}/metrics/metric_util.py')
-        for name, module in extra_stubs.items() if isinstance(extra_stubs, dict) else ():
-            sys.modules[name] = module
-        return _exec('basicsr_' + relpath.replace('/', '_')[:-3], f'{root}/{relpath}')
+        with restored_modules(names):
+            return _stubbed_load(root, relpath, extra_stubs)
     except (FileNotFoundError, ImportError):
         return None
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = old
+
+
+def _stubbed_load(root, relpath, extra_stubs):
+    """Run BasicSR's ``relpath`` with its basicsr imports stood in (inside _load's block)."""
+    for name in ('basicsr', 'basicsr.utils', 'basicsr.metrics', 'basicsr.archs'):
+        sys.modules[name] = types.ModuleType(name)
+        sys.modules[name].__path__ = []
+    registry = sys.modules['basicsr.utils.registry'] = types.ModuleType('registry')
+    registry.METRIC_REGISTRY = registry.ARCH_REGISTRY = types.SimpleNamespace(
+        register=lambda *a, **k: (lambda f: f))
+    color = _exec('basicsr.utils.color_util', f'{root}/utils/color_util.py')
+    sys.modules['basicsr.utils'].bgr2ycbcr = color.bgr2ycbcr
+    _exec('basicsr.utils.matlab_functions', f'{root}/utils/matlab_functions.py')
+    _exec('basicsr.metrics.metric_util', f'{root}/metrics/metric_util.py')
+    for name, module in extra_stubs.items() if isinstance(extra_stubs, dict) else ():
+        sys.modules[name] = module
+    return _exec('basicsr_' + relpath.replace('/', '_')[:-3], f'{root}/{relpath}')
 
 
 def niqe_module():

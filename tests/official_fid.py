@@ -5,9 +5,9 @@ Its ``InceptionV3`` then reads pt_inception-2015-12-05-6726825d.pth from torch h
 checkpoints folder (torch's ``load_url`` finds the file there and downloads nothing).
 """
 import importlib.util
-import sys
 
 import torchvision_standin
+from official_loader import exec_file, restored_modules
 
 
 def inception_module():
@@ -18,18 +18,8 @@ def inception_module():
     tv = torchvision_standin.fake_torchvision_inception()
     stubs = {'torchvision': tv, 'torchvision.models': tv.models,
              'torchvision.models.inception': tv.models.inception}
-    saved = {name: sys.modules.get(name) for name in stubs}
-    sys.modules.update(stubs)
     try:
-        file_spec = importlib.util.spec_from_file_location('pytorch_fid_inception', path)
-        module = importlib.util.module_from_spec(file_spec)
-        file_spec.loader.exec_module(module)
+        with restored_modules(['pytorch_fid_inception'], stubs):
+            return exec_file('pytorch_fid_inception', path)
     except FileNotFoundError:
         return None
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = old
-    return module

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from official_loader import exec_file as _exec, restored_modules
+
 
 def pyiqa_root():
     env = os.environ.get('PYIQA_SRC')
@@ -27,14 +29,6 @@ def pyiqa_root():
     if spec is not None and spec.submodule_search_locations:
         return Path(spec.submodule_search_locations[0])
     return None
-
-
-def _exec(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _arch_util():
@@ -63,8 +57,7 @@ def load(relpath, extra=None):
     names = ['pyiqa', 'pyiqa.archs', 'pyiqa.utils', 'pyiqa.data', 'pyiqa.utils.registry',
              'pyiqa.archs.arch_util', 'pyiqa.matlab_utils', 'pyiqa.data.multiscale_trans_util',
              *(extra or {})]
-    saved = {name: sys.modules.get(name) for name in names}
-    try:
+    with restored_modules(names):
         for name in ('pyiqa', 'pyiqa.archs', 'pyiqa.utils', 'pyiqa.data'):
             sys.modules[name] = types.ModuleType(name)
             sys.modules[name].__path__ = []
@@ -78,12 +71,6 @@ def load(relpath, extra=None):
             sys.modules[name] = module
         name = 'pyiqa.' + relpath[:-3].replace('/', '.')
         return _exec(name, root / relpath)
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = old
 
 
 def musiq_module():
@@ -117,19 +104,12 @@ def clipiqa_module(tokenize):
     imports = types.ModuleType('pyiqa.archs.clip_imports')
     imports.clip = types.SimpleNamespace(tokenize=tokenize)
     imports.SimpleTokenizer = None
-    saved = {n: sys.modules.get(n) for n in ('pyiqa.archs.constants', 'pyiqa.archs.clip_model')}
-    try:
+    with restored_modules(('pyiqa.archs.constants', 'pyiqa.archs.clip_model')):
         extra = {'pyiqa.archs.clip_imports': imports,
                  'pyiqa.archs.constants': _exec('pyiqa.archs.constants',
                                                 root / 'archs' / 'constants.py'),
                  'pyiqa.archs.clip_model': _exec('pyiqa.archs.clip_model',
                                                  root / 'archs' / 'clip_model.py')}
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = old
     arch_util = _arch_util()
     arch_util.load_file_from_url = lambda url, *a, **k: url
     extra['pyiqa.archs.arch_util'] = arch_util

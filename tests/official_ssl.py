@@ -13,11 +13,12 @@ Two sources, both optional (tests skip, or compare against the fixtures only, wi
 import importlib.util
 import os
 import subprocess
-import sys
 import types
 from pathlib import Path
 
 import torch
+
+from official_loader import restored_modules
 
 ENV = 'SSL_OFFICIAL_REPO'
 
@@ -74,19 +75,11 @@ def exec_official(text, name, extra=None):
         stubs[pkg].__path__ = []
     stubs['basicsr.utils.registry'] = _registry_stub()
     stubs.update(extra or {})
-    saved = {key: sys.modules.get(key) for key in stubs}
-    sys.modules.update(stubs)
-    try:
+    with restored_modules(stubs=stubs):
         module = types.ModuleType(name)
         module.__file__ = f'<official {name}>'
         module.__package__ = name.rpartition('.')[0]
         exec(compile(text, module.__file__, 'exec'), module.__dict__)
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                sys.modules.pop(key, None)
-            else:
-                sys.modules[key] = old
     return module
 
 

@@ -14,10 +14,8 @@ non-trainable constants such as SPSR's gradient kernels), so tests rebuild the s
 without the official code.
 """
 import ast
-import importlib.util
 import math
 import os
-import sys
 import types
 import typing
 from pathlib import Path
@@ -26,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from official_loader import exec_file, restored_modules
 
 GAN_SR = 'GAN-Based-SR/basicsr'
 FIXTURE = Path(__file__).resolve().parent / 'data' / 'ssl_gan_recipes.pt'
@@ -51,19 +51,8 @@ def load_arch(root, name):
     util = stubs['basicsr.archs.arch_util'] = types.ModuleType('basicsr.archs.arch_util')
     util.ResidualBlockNoBN = None          # imported by ranksrgan_arch.py, never used there
     util.default_init_weights = None
-    saved = {k: sys.modules.get(k) for k in stubs}
-    sys.modules.update(stubs)
-    try:
-        spec = importlib.util.spec_from_file_location(f'basicsr.archs.{name}', path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        for k, old in saved.items():
-            if old is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = old
-    return module
+    with restored_modules([f'basicsr.archs.{name}'], stubs):
+        return exec_file(f'basicsr.archs.{name}', path)
 
 
 def model_file_defs(root, name, wanted):

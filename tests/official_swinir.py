@@ -8,10 +8,11 @@ decorator) and ``arch_util``'s ``to_2tuple`` / ``trunc_normal_``.  The stubs liv
 untouched.  Also: the official test-time padding and random weights in the official layout.
 """
 import importlib.util
-import sys
 import types
 
 import torch
+
+from official_loader import exec_file, restored_modules
 
 
 def load_official_module():
@@ -30,21 +31,11 @@ def load_official_module():
     util = stubs['basicsr.archs.arch_util'] = types.ModuleType('basicsr.archs.arch_util')
     util.to_2tuple = lambda x: tuple(x) if isinstance(x, (tuple, list)) else (x, x)
     util.trunc_normal_ = torch.nn.init.trunc_normal_
-    saved = {name: sys.modules.get(name) for name in stubs}
-    sys.modules.update(stubs)
     try:
-        file_spec = importlib.util.spec_from_file_location('basicsr.archs.swinir_arch', path)
-        module = importlib.util.module_from_spec(file_spec)
-        file_spec.loader.exec_module(module)
+        with restored_modules(['basicsr.archs.swinir_arch'], stubs):
+            return exec_file('basicsr.archs.swinir_arch', path)
     except FileNotFoundError:
         return None
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = old
-    return module
 
 
 def official_net(module, args, drop_path_rate=0.1):
