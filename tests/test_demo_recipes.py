@@ -61,10 +61,16 @@ def tiny(argv, data, exp, weights_for):
     # several (MDSR): the LR side.
     vgg = any(t.startswith('VGG') for _, t in parsed.loss_terms)
     patch = 8 if len(scales) > 1 else max(8 * scales[0], 32 if vgg else 0)
+    # SSL's windows shrink to fit the patch; its flags only where SSL is a term (they are
+    # refused elsewhere).
+    ssl = ['--ssl_search', '5', '--ssl_window', '3'] if any(
+        t == 'SSL' for _, t in parsed.loss_terms) else []
     extra = sizes + ['--dir_data', str(data), '--epochs', '1', '--test_every', '1',
-                     '--batch_size', '2',
-                     '--patch_size', str(patch), '--ssl_search', '5', '--ssl_window', '3',
-                     '--n_threads', '0']
+                     '--batch_size', '2', '--patch_size', str(patch), *ssl, '--n_threads', '0']
+    if getattr(parsed, 'discriminator', '') not in ('', 'vgg', 'unet'):
+        # A fixed-input discriminator (the recipes' vgg128, ...) wants its own patch size;
+        # the adaptive one stands in at the tiny patch (tests/test_recipes.py runs the real).
+        extra += ['--discriminator', 'vgg']
     if '--pre_train' in argv:
         i = argv.index('--pre_train')
         given = argv[i + 1]
@@ -84,7 +90,8 @@ def tiny(argv, data, exp, weights_for):
 
 @pytest.fixture(scope='module')
 def demo_data(tmp_path_factory):
-    """Tiny DIV2K (0001-0002 train, 0801 valid) and Set5/Set14/B100/Urban100 of one image."""
+    """Tiny DIV2K (0001-0002 train, 0801 valid), DF2K and OST sub-image folders of one image,
+    and Set5/Set14/B100/Urban100 of one image."""
     root = tmp_path_factory.mktemp('demo_data')
     rng = np.random.default_rng(0)
     src = np.asarray(Image.open(REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR' /
@@ -98,6 +105,11 @@ def demo_data(tmp_path_factory):
         folder.mkdir(parents=True)
         for n in numbers:
             image(n).save(folder / f'{n:04d}.png')
+    # The GAN recipes' training sets, as src/prepare_data.py leaves them (sub-images).
+    for name in ('DF2K', 'OST'):
+        folder = root / name / 'multiscale_HR_sub_512'
+        folder.mkdir(parents=True)
+        image(0).save(folder / f'{name.lower()}_s001.png')
     for name in ('Set5', 'Set14', 'B100', 'Urban100'):
         folder = root / 'benchmark' / name / 'HR'
         folder.mkdir(parents=True)

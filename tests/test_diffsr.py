@@ -131,7 +131,9 @@ def test_sampling_repeats_with_a_seed_and_differs_between_seeds():
         d = net0(lr[1:], 0)
     assert a.shape == (2, 3, 24, 20) and torch.isfinite(a).all()
     assert torch.equal(a, b)
-    assert torch.allclose(a[1:], d, atol=1e-3)   # batched convolutions round differently
+    # batched convolutions round differently, and the sampling steps carry that on; another
+    # draw of noise would move pixels by tens of levels
+    assert (a[1:] - d).abs().max() < 0.5
     assert (a - c).abs().mean() > 1
     # the training random stream is untouched by sampling
     torch.manual_seed(9)
