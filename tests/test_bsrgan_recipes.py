@@ -4,7 +4,6 @@ discriminator and RRDBNet file layouts, the templates BSRGAN_SSL and SwinIRGAN_B
 
 With ``SSL_OFFICIAL`` (see tests/reference/bsrgan_official.py) the official
 ``network_rrdbnet.py`` and ``network_discriminator.py`` are imported by path and compared."""
-import importlib.util
 import json
 import shutil
 import sys
@@ -22,6 +21,7 @@ from cli import REPO, assert_user_error, run_main
 from discriminator._unet_sn import UNetDiscriminatorSN
 from model import load_state_dict_explained
 from model.rrdbnet import RRDBNet
+from official_loader import exec_file, restored_modules
 
 sys.path.insert(0, str(REPO / 'tests' / 'reference'))
 import bsrgan_official  # noqa: E402
@@ -52,21 +52,10 @@ def _official_module(name, relative):
     root = bsrgan_official.root()
     if root is None:
         pytest.skip('SSL_OFFICIAL (the SSL snapshot) is not set')
-    saved = {k: sys.modules.get(k) for k in ('models', 'models.basicblock')}
     pkg = types.ModuleType('models')
     pkg.basicblock = types.ModuleType('models.basicblock')     # used by other classes only
-    sys.modules['models'], sys.modules['models.basicblock'] = pkg, pkg.basicblock
-    try:
-        spec = importlib.util.spec_from_file_location(name, root / 'train_BSGRAN' / relative)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
-    return module
+    with restored_modules([name], {'models': pkg, 'models.basicblock': pkg.basicblock}):
+        return exec_file(name, root / 'train_BSGRAN' / relative)
 
 
 # ----------------------------------------------------------------------------- layouts

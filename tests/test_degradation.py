@@ -14,6 +14,7 @@ import degradation
 import utility
 from degradation import _ops
 from degradation._second_order import SecondOrder, key_rng, key_torch_generator
+from official_loader import exec_file, restored_modules
 
 
 def _basicsr_file(relative):
@@ -27,23 +28,14 @@ def _basicsr_file(relative):
     # functions compared below use it.
     stub = types.ModuleType('torchvision.transforms.functional_tensor')
     stub.rgb_to_grayscale = None
-    saved = {k: sys.modules.get(k) for k in ('torchvision', 'torchvision.transforms',
-                                             'torchvision.transforms.functional_tensor')}
-    sys.modules.setdefault('torchvision', types.ModuleType('torchvision'))
-    sys.modules.setdefault('torchvision.transforms', types.ModuleType('torchvision.transforms'))
-    sys.modules['torchvision.transforms.functional_tensor'] = stub
-    try:
-        module_spec = importlib.util.spec_from_file_location('basicsr_' + relative.replace('/', '_')
-                                                             .removesuffix('.py'), path)
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
-    return module
+    # a torchvision already imported (none in this project) is kept; only the missing parts
+    # are stood in
+    stubs = {name: sys.modules.get(name) or types.ModuleType(name)
+             for name in ('torchvision', 'torchvision.transforms')}
+    stubs['torchvision.transforms.functional_tensor'] = stub
+    name = 'basicsr_' + relative.replace('/', '_').removesuffix('.py')
+    with restored_modules([name], stubs):
+        return exec_file(name, path)
 
 
 @pytest.fixture(scope='module')
