@@ -116,19 +116,6 @@ class EncoderBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-class EncoderBlock(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(DIM, eps=1e-6)
-        self.attention = Attention()
-        self.norm2 = nn.LayerNorm(DIM, eps=1e-6)
-        self.mlp = MLPBlock()
-
-    def forward(self, x, mask):
-        x = x + self.attention(self.norm1(x), mask)
-        return x + self.mlp(self.norm2(x))
-
-
 class _PositionEmbedding(nn.Module):
     def __init__(self, n, dim, name):
         super().__init__()
