@@ -141,8 +141,9 @@ def build_parser():
         'degradation', 'how LR images are made from HR (docs/degradations.md)').add_argument
     add('--degradation', type=str, default='bicubic',
         help='how LR images are made: a file name in src/degradation/ (bicubic, realesrgan, '
-             'realesrgan_ssl); other than bicubic, training synthesises LR from HR patches '
-             'on the fly and test sets read LR_<name>/ folders made by src/degrade.py')
+             'realesrgan_ssl, bsrgan; mix for test sets); other than bicubic, training '
+             'synthesises LR from HR patches on the fly and test sets read LR_<name>/ folders '
+             'made by src/degrade.py')
     add('--test_degradation', type=str, default='',
         help='the degradation whose LR_<name>/ folders the test sets read (default: '
              '--degradation), e.g. mix: train on bsrgan, test on the mixed sets')
