@@ -147,12 +147,9 @@ def _train(tiny, save, epochs, *extra):
             '--lr', '1e-3', '--n_threads', '0', '--save', save, *extra]
 
 
-@pytest.mark.slow
-def test_degraded_training_resumes_exactly(tiny, tmp_path):
-    """1 epoch + --load to 2 = 2 epochs, with the pool mixing (pool 8 = 2 batches of 4)."""
-    _made(tiny, 'realesrgan')
-    exp = tmp_path / 'exp'
-    extra = ('--degradation', 'realesrgan', '--degradation_pool', '8', '--loss', '1*L1')
+def _resumed_equals_uninterrupted(tiny, exp, extra):
+    """Train 2 epochs, and 1 epoch resumed with --load to 2; assert the weights are equal,
+    bit for bit; return the resumed run's checkpoint."""
     full = run_main(_train(tiny, 'full', 2, *extra), exp_root=exp)
     assert full.returncode == 0, full.stderr[-3000:]
     part = run_main(_train(tiny, 'part', 1, *extra), exp_root=exp)
@@ -164,6 +161,16 @@ def test_degraded_training_resumes_exactly(tiny, tmp_path):
     for k in a:
         assert torch.equal(a[k], b[k]), k
     d = torch.load(exp / 'part' / 'checkpoint.pt', weights_only=True)
+    return d
+
+
+@pytest.mark.slow
+def test_degraded_training_resumes_exactly(tiny, tmp_path):
+    """1 epoch + --load to 2 = 2 epochs, with the pool mixing (pool 8 = 2 batches of 4)."""
+    _made(tiny, 'realesrgan')
+    exp = tmp_path / 'exp'
+    extra = ('--degradation', 'realesrgan', '--degradation_pool', '8', '--loss', '1*L1')
+    d = _resumed_equals_uninterrupted(tiny, exp, extra)
     assert d['epoch'] == 2 and d['iteration'] == 6
 
 
@@ -269,17 +276,7 @@ def test_bsrgan_training_resumes_exactly(tiny, tmp_path):
     _made(tiny, 'bsrgan')
     exp = tmp_path / 'exp'
     extra = ('--degradation', 'bsrgan', '--loss', '1*L1')
-    full = run_main(_train(tiny, 'full', 2, *extra), exp_root=exp)
-    assert full.returncode == 0, full.stderr[-3000:]
-    part = run_main(_train(tiny, 'part', 1, *extra), exp_root=exp)
-    assert part.returncode == 0, part.stderr[-3000:]
-    resumed = run_main(_train(tiny, 'x', 2, *extra, '--load', 'part'), exp_root=exp)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a = torch.load(exp / 'full' / 'model' / 'model_latest.pt', weights_only=True)
-    b = torch.load(exp / 'part' / 'model' / 'model_latest.pt', weights_only=True)
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
-    d = torch.load(exp / 'part' / 'checkpoint.pt', weights_only=True)
+    d = _resumed_equals_uninterrupted(tiny, exp, extra)
     assert d['epoch'] == 2 and d['iteration'] == 6 and d['args']['degradation'] == 'bsrgan'
     log = (exp / 'full' / 'log.txt').read_text()
     assert '[Tiny x4]  PSNR:' in log and 'nan' not in log.lower()
