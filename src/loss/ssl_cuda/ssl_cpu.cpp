@@ -41,9 +41,16 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <cstdlib>
 #include <memory>
+#include <new>
 #include <type_traits>
+#include <utility>
 #include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "ssl_cpu.h"
 
@@ -119,23 +126,83 @@ inline T hsum(V v) {
   else return (v[0] + v[1]) + (v[2] + v[3]);
 }
 
-// n values starting on a 64-byte boundary, zero-initialised unless zero is false. (Where the
-// rows of the scratch buffers fall against cache lines decides how many vector loads
-// straddle two lines; with malloc's 16-byte alignment that changed from run to run, and the
-// kernel's speed with it.)
+// Blocks of memory a thread has used for its scratch buffers, kept for its next ones: the
+// bands of one call, and of the next call, need buffers of the same sizes. Taken from and
+// returned to malloc each time, glibc handed much of that memory back to the kernel and took
+// it again page by page (hundreds of page faults per call of the op, ~0.3 ms of system time
+// on the random-mask case). A thread keeps at most kKeptBytes; larger needs are freed.
+class BlockPool {
+ public:
+  static constexpr size_t kKeptBytes = size_t(16) << 20;
+  ~BlockPool() {
+    for (const Block& b : free_) std::free(b.p);
+  }
+  // A block of at least `bytes`: the smallest kept one that is large enough, else a new one.
+  void* take(size_t bytes, size_t& got) {
+    size_t best = free_.size();
+    for (size_t k = 0; k < free_.size(); ++k) {
+      if (free_[k].bytes >= bytes && (best == free_.size() || free_[k].bytes < free_[best].bytes)) {
+        best = k;
+      }
+    }
+    if (best == free_.size()) {
+      got = bytes;
+      void* p = std::malloc(bytes);
+      if (!p) throw std::bad_alloc();
+      return p;
+    }
+    const Block b = free_[best];
+    free_[best] = free_.back();
+    free_.pop_back();
+    kept_ -= b.bytes;
+    got = b.bytes;
+    return b.p;
+  }
+  void give(void* p, size_t bytes) {
+    if (kept_ + bytes > kKeptBytes) {
+      std::free(p);
+      return;
+    }
+    free_.push_back({p, bytes});
+    kept_ += bytes;
+  }
+
+ private:
+  struct Block {
+    void* p;
+    size_t bytes;
+  };
+  std::vector<Block> free_;
+  size_t kept_ = 0;
+};
+
+inline BlockPool& block_pool() {
+  thread_local BlockPool pool;
+  return pool;
+}
+
+// n values starting on a 64-byte boundary, zero-initialised unless zero is false, from the
+// thread's BlockPool. (Where the rows of the scratch buffers fall against cache lines
+// decides how many vector loads straddle two lines; with malloc's 16-byte alignment that
+// changed from run to run, and the kernel's speed with it.)
 template <typename T>
 class Aligned {
  public:
-  explicit Aligned(int64_t n, bool zero = true) : buf_(new T[n + 64 / sizeof(T)]) {
-    const auto address = reinterpret_cast<std::uintptr_t>(buf_.get());
-    p_ = buf_.get() + ((64 - address % 64) % 64) / sizeof(T);
+  explicit Aligned(int64_t n, bool zero = true) {
+    raw_ = block_pool().take(n * sizeof(T) + 64, bytes_);
+    const auto address = reinterpret_cast<std::uintptr_t>(raw_);
+    p_ = reinterpret_cast<T*>(address + (64 - address % 64) % 64);
     if (zero) std::fill(p_, p_ + n, T(0));
   }
+  ~Aligned() { block_pool().give(raw_, bytes_); }
+  Aligned(const Aligned&) = delete;
+  Aligned& operator=(const Aligned&) = delete;
   T* data() { return p_; }
   const T* data() const { return p_; }
 
  private:
-  std::unique_ptr<T[]> buf_;
+  void* raw_;
+  size_t bytes_;
   T* p_;
 };
 
@@ -454,6 +521,58 @@ struct BandPlan {
 // done. out: one row of S*S + XW values per pixel of the band (the last XW are spill room).
 // NVT (vectors per row of lanes), KW (window), CC (channels): compile-time values for the
 // default sizes, 0 for any. plan: the band's, from BandPlan.
+#if defined(__AVX512F__)
+// E of one window pixel j = kb + SH (the default sizes, float: 32 lanes in two 16-lane
+// vectors, CC channels), from the partner row's aligned vectors kb, kb + 16 and kb + 32 of
+// each channel (z0, z1, z2): its lanes j .. j + 31 are a shift of them by SH lanes (valignd,
+// one instruction), where a load at j would straddle two cache lines, which takes two loads'
+// worth of the load ports, 15 times in 16. Same arithmetic as the unaligned form, so E is
+// bitwise the same.
+template <int CC, int SH, typename V>
+inline void e_shifted(const V* z0, const V* z1, const V* z2, const float* const* a, int64_t j,
+                      float* e) {
+  V acc0 = V{}, acc1 = V{};
+  for (int c = 0; c < CC; ++c) {
+    const V av = splat<V>(a[c][j]);
+    const V p0 = reinterpret_cast<V>(_mm512_alignr_epi32(reinterpret_cast<__m512i>(z1[c]),
+                                                        reinterpret_cast<__m512i>(z0[c]), SH));
+    const V p1 = reinterpret_cast<V>(_mm512_alignr_epi32(reinterpret_cast<__m512i>(z2[c]),
+                                                        reinterpret_cast<__m512i>(z1[c]), SH));
+    const V d0 = av - p0, d1 = av - p1;
+    acc0 += d0 * d0;
+    acc1 += d1 * d1;
+  }
+  store(e + j * 32, acc0);
+  store(e + j * 32 + 16, acc1);
+}
+
+// E of the window pixels j in [kb + s0, kb + s1) (0 <= s0 < s1 <= 16) of one window row.
+template <int CC, typename V, int... SH>
+inline void e_block(const V* z0, const V* z1, const V* z2, const float* const* a, int64_t kb,
+                    int64_t s0, int64_t s1, float* e, std::integer_sequence<int, SH...>) {
+  ((SH >= s0 && SH < s1 ? e_shifted<CC, SH>(z0, z1, z2, a, kb + SH, e) : void()), ...);
+}
+
+// E of the window pixels j in [j0, j1) of one window row: z[c] the partner row of channel c
+// (64-byte aligned, readable up to (j1 + 47) rounded down to 16 values), a[c] the window
+// row; E into e (32 values per window pixel).
+template <int CC>
+inline void e_run_aligned(const float* const* z, const float* const* a, int64_t j0, int64_t j1,
+                          float* e) {
+  using V = typename WideOf<float>::type;
+  for (int64_t kb = j0 / 16 * 16; kb < j1; kb += 16) {
+    V z0[CC], z1[CC], z2[CC];
+    for (int c = 0; c < CC; ++c) {
+      z0[c] = load<V>(z[c] + kb);
+      z1[c] = load<V>(z[c] + kb + 16);
+      z2[c] = load<V>(z[c] + kb + 32);
+    }
+    e_block<CC>(z0, z1, z2, a, kb, std::max<int64_t>(j0 - kb, 0), std::min<int64_t>(j1 - kb, 16),
+                e, std::make_integer_sequence<int, 16>());
+  }
+}
+#endif
+
 template <typename T, int NVT, int KW, int CC>
 void band_distances(const T* A, const BandPlan<T>& plan, const int64_t* pos, const Geo& g,
                     const Band& band, T* out, int64_t out_stride) {
@@ -472,7 +591,9 @@ void band_distances(const T* A, const BandPlan<T>& plan, const int64_t* pos, con
   // where they leave the image, so that lanes past the square read zeros, not past memory).
   const int64_t pr0 = std::max<int64_t>(0, band.rlo - K);
   const int64_t pr1 = std::min<int64_t>(g.Hp, band.rhi + K + S);
-  const int64_t aw = nw + XW, ah = pr1 - pr0;
+  // Rows of whole 64-byte vectors and one more, so that every row starts on a 64-byte
+  // boundary and e_run_aligned's aligned vectors stay inside it.
+  const int64_t aw = (nw + XW + 15) / 16 * 16 + 16, ah = pr1 - pr0;
   Aligned<T> ab(C * ah * aw);
   const T* img = A + band.b * C * g.Hp * g.Wp;
   for (int64_t c = 0; c < C; ++c) {
@@ -491,7 +612,20 @@ void band_distances(const T* A, const BandPlan<T>& plan, const int64_t* pos, con
   };
   // What does not depend on the offset: sq, Q and H's sq part (hsq) per (row, column).
   std::vector<T> sq(nr * nw, T(0)), qsum(nr * ncol, T(0));
-  Aligned<T> hsq(nr * ncol * XW);
+  // The default sizes with P >= 12 keep H's sq part in one vector per (row, column) instead
+  // of two (hsq_one): the first vector's lanes outside the square are its first K, the
+  // second's the K lanes from 2P - K + 1 - L (and those past S, whose values are never
+  // used); all other lanes are 0, so for P >= 12 the two sets do not meet and one vector
+  // holds both, halving the traffic of hsq, which outgrows the L1 cache.
+  constexpr bool kFixed = KW != 0 && NVT == 2;
+  const bool hsq_one = kFixed && 2 * P - K + 1 - L >= K;
+  const int64_t hw = hsq_one ? L : XW;  // hsq values per (row, column)
+  Aligned<T> hsq(nr * ncol * hw);
+  Aligned<T> keep(2 * L);  // hsq_one: the lanes of the first and of the second vector
+  for (int64_t l = 0; l < L; ++l) {
+    keep.data()[l] = l < K ? T(1) : T(0);
+    keep.data()[L + l] = l >= 2 * P - K + 1 - L && l <= 2 * P - L ? T(1) : T(0);
+  }
   for (int64_t i = 0; i < nr; ++i) {
     for (int64_t j = 0; j < nw; ++j) {
       if (!plan.need_e[i * nw + j]) continue;
@@ -504,14 +638,17 @@ void band_distances(const T* A, const BandPlan<T>& plan, const int64_t* pos, con
       T s = T(0);
       for (int64_t t = 0; t < W; ++t) s += sr[t];
       qsum[i * ncol + ci] = s;
-      T* h = hsq.data() + (i * ncol + ci) * XW;
+      T* h = hsq.data() + (i * ncol + ci) * hw;
+      V one = V{};
       for (int64_t v = 0; v < nvt; ++v) {
         V o = V{};
         for (int64_t t = 0; t < W; ++t) {
           o += (T(1) - load<V>(weight + t * XW + v * L)) * splat<V>(sr[t]);
         }
-        store(h + v * L, o);
+        if (!hsq_one) store(h + v * L, o);
+        else one += o * load<V>(keep.data() + v * L);
       }
+      if (hsq_one) store(h, one);
     }
   }
   Aligned<T> e(nw * XW), ring(W * ncol * XW);
@@ -523,6 +660,19 @@ void band_distances(const T* A, const BandPlan<T>& plan, const int64_t* pos, con
       const int64_t R = band.rlo - K + i;  // window row (unpadded); its partners: padded row R + dy
       if (R + dy >= 0 && R + dy < g.Hp) {
         const std::vector<int64_t>& runs = plan.e_runs[i];
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<T, float> && NVT == 2 && CC != 0) {
+          const float* zr[CC];
+          const float* ar[CC];
+          for (int c = 0; c < CC; ++c) {
+            zr[c] = ab.data() + (c * ah + R + dy - pr0) * aw;
+            ar[c] = arow(c, i);
+          }
+          for (size_t k = 0; k < runs.size(); k += 2) {
+            e_run_aligned<CC>(zr, ar, runs[k], runs[k + 1], e.data());
+          }
+        } else
+#endif
         for (size_t k = 0; k < runs.size(); k += 2) {
           for (int64_t j = runs[k]; j < runs[k + 1]; ++j) {
             for (int64_t v0 = 0; v0 < nvt; v0 += kBlock) {
@@ -553,10 +703,20 @@ void band_distances(const T* A, const BandPlan<T>& plan, const int64_t* pos, con
             w0[t] = load<V>(weight + t * XW);
             w1[t] = load<V>(weight + (KC + 1 + t) * XW + L);
           }
+          const V keep0 = load<V>(keep.data()), keep1 = load<V>(keep.data() + L);
           for (int64_t ci : plan.h_cols[i]) {
             const T* ev = e.data() + (cols[ci] - band.clo) * XW;  // jx = -K
-            const T* hs = hsq.data() + (i * ncol + ci) * XW;
-            V h[2][2] = {{load<V>(hs), V{}}, {load<V>(hs + L), V{}}};
+            const T* hs = hsq.data() + (i * ncol + ci) * hw;
+            V h[2][2];
+            if (hsq_one) {
+              const V both = load<V>(hs);
+              h[0][0] = both * keep0;
+              h[1][0] = both * keep1;
+            } else {
+              h[0][0] = load<V>(hs);
+              h[1][0] = load<V>(hs + L);
+            }
+            h[0][1] = h[1][1] = V{};
             for (int t = 0; t < KW; ++t) {
               const V e0 = load<V>(ev + t * XW), e1 = load<V>(ev + t * XW + L);
               h[0][t % 2] += t < KC ? e0 * w0[t] : e0;
@@ -568,7 +728,7 @@ void band_distances(const T* A, const BandPlan<T>& plan, const int64_t* pos, con
           for (int64_t ci : plan.h_cols[i]) {
             const T* ev = e.data() + (cols[ci] - band.clo) * XW;  // jx = -K
             for (int64_t v = 0; v < nvt; ++v) {
-              V h0 = load<V>(hsq.data() + (i * ncol + ci) * XW + v * L), h1 = V{};
+              V h0 = load<V>(hsq.data() + (i * ncol + ci) * hw + v * L), h1 = V{};
               for (int64_t t = 0; t < W; ++t) {
                 const V wv = load<V>(weight + t * XW + v * L);
                 if (t % 2 == 0) h0 += load<V>(ev + t * XW + v * L) * wv;
@@ -1502,6 +1662,26 @@ void fold_scaled(const float* src, float scale, int64_t planes, int64_t H, int64
 
 }  // namespace
 
+namespace {
+
+// n floats of the calling thread's, kept from one call to the next and grown when a call
+// needs more: the fused loss's padded images and their gradient. A training loop calls it
+// with the same sizes at every step; taking the memory from malloc each time had glibc hand
+// it back to the kernel and take it again page by page (on the 16x3x96x96 batch, about
+// 1,500 page faults and 2.6-3 ms of system time per call, a tenth of the loss on 2 threads).
+float* kept_floats(int64_t n) {
+  thread_local std::unique_ptr<float[]> buffer;
+  thread_local int64_t capacity = 0;
+  if (capacity < n) {
+    buffer.reset();
+    buffer.reset(new float[n]);
+    capacity = n;
+  }
+  return buffer.get();
+}
+
+}  // namespace
+
 double ssl_loss_cpu(const float* sr, const float* hr, float scale, const int64_t* p,
                     const Shape& s, double a, bool normalize, double kl_weight, float* grad,
                     int threads) {
@@ -1511,19 +1691,22 @@ double ssl_loss_cpu(const float* sr, const float* hr, float scale, const int64_t
   const int workers = workers_for(s, threads, static_cast<int64_t>(bands.size()));
   const int64_t planes = s.B * s.C, H = s.Hp - 2 * g.P, W = s.Wp - 2 * g.P;
   const int64_t size = planes * s.Hp * s.Wp;
-  std::vector<float> sr_padded(size), hr_padded(size), grad_padded(size, 0.0f);
-  pad_scaled(sr, scale, planes, H, W, g.P, sr_padded.data(), workers);
-  pad_scaled(hr, scale, planes, H, W, g.P, hr_padded.data(), workers);
+  float* const sr_padded = kept_floats(3 * size);
+  float* const hr_padded = sr_padded + size;
+  float* const grad_padded = hr_padded + size;
+  std::fill(grad_padded, grad_padded + size, 0.0f);
+  pad_scaled(sr, scale, planes, H, W, g.P, sr_padded, workers);
+  pad_scaled(hr, scale, planes, H, W, g.P, hr_padded, workers);
   std::vector<std::vector<float>> local(bands.size());
   std::vector<double> sums(2 * bands.size(), 0.0);
   dispatch(g, [&](auto nv, auto rs) {
     for_each_band(bands, workers, [&](int64_t k) {
-      loss_band<nv(), rs()>(sr_padded.data(), hr_padded.data(), p, g, bands[k], la, local[k],
+      loss_band<nv(), rs()>(sr_padded, hr_padded, p, g, bands[k], la, local[k],
                             sums.data() + 2 * k);
     });
   });
-  add_bands(bands, g, local, grad_padded.data(), workers);
-  fold_scaled(grad_padded.data(), scale, planes, H, W, g.P, grad, workers);
+  add_bands(bands, g, local, grad_padded, workers);
+  fold_scaled(grad_padded, scale, planes, H, W, g.P, grad, workers);
   double l1 = 0.0, kl = 0.0;  // in band order: the same for any number of threads
   for (size_t k = 0; k < bands.size(); ++k) {
     l1 += sums[2 * k];
