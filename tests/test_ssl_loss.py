@@ -267,6 +267,26 @@ def test_fused_loss_is_the_same_for_any_thread_count():
         assert torch.equal(value, results[0][0]) and torch.equal(grad, results[0][1])
 
 
+def test_fused_loss_keeps_its_values_when_batch_sizes_change():
+    """The fused loss keeps its padded images' memory from one call to the next, and the
+    kernels keep their scratch buffers: a call after a larger or a smaller one gives the
+    same bits as the first call on those images."""
+    sr, hr = real_pair(n=4, size=64)
+    criterion = SSL(stride=2)
+
+    def run(a, b):
+        x = a.clone().requires_grad_()
+        value = criterion(x, b)
+        value.backward()
+        return value.detach(), x.grad
+
+    small = run(sr[:1], hr[:1])
+    large = run(sr, hr)
+    for again, first in ((run(sr[:1], hr[:1]), small), (run(sr, hr), large),
+                         (run(sr[:1], hr[:1]), small)):
+        assert torch.equal(again[0], first[0]) and torch.equal(again[1], first[1])
+
+
 def test_make_loss_maps_the_flags():
     args = option.parse_args(['--loss', '1*SSL', '--ssl_search', '11', '--ssl_window', '5', '--ssl_sigma', '0.01',
                               '--ssl_threshold', '30', '--ssl_stride', '3', '--ssl_kl', '0.5',

@@ -60,6 +60,8 @@ CASES = [
     (2, 3, 34, 150, 15, 7, (200, 50)),      # wide
     (1, 3, 30, 33, 21, 9, (230,)),          # smallest search of the forward's default path
     (1, 3, 30, 33, 19, 9, (230,)),          # largest below it (the general path)
+    (1, 3, 30, 33, 23, 9, (230,)),          # largest whose sq part takes two vectors
+    (1, 3, 40, 40, 31, 9, (160,)),          # largest search of the forward's default path
     (1, 3, 40, 40, 41, 9, (60,)),           # offsets past 32 lanes: row stride set at run time
     (1, 1, 36, 38, 67, 5, (12,)),           # offsets in two tiles of lanes
 ]
