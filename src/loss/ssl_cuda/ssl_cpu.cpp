@@ -500,27 +500,6 @@ struct BandPlan {
   }
 };
 
-// D of every pixel of a band, sharing work between pixels whose windows overlap.
-//
-// With the image's rows R and columns x (unpadded) and an offset row dy, the squared
-// differences of a window pixel (R, x) with the pixels dx = 0 .. S-1 along the row,
-//   E(R, x)[dx] = sum_c (A[c][R][x] - A[c][R + dy - P][x + dx - P])^2,
-// do not depend on which masked pixel's window (R, x) is in: each is made once per band and
-// offset row, in vector lanes dx. A pixel at (py, px) then needs, for each of its window rows
-// R = py + jy, the sum along its window columns,
-//   H(R, px)[dx] = sum_jx (0 <= jx + dx <= 2P ? E(R, px + jx)[dx] : sq(R, px + jx)),
-// where sq = sum_c A^2 is what a window pixel contributes when its partner lies outside the
-// search square (the zero border of the definition). H is shared by the pixels of one column
-// whose windows hold row R; its sq part does not depend on dy and is made once, and the E
-// terms are taken with 0/1 lane weights (exact) instead of selects. Last, down the rows:
-//   D[py, px][dy][dx] = sum_jy (0 <= jy + dy <= 2P ? H(py + jy, px)[dx] : Q(py + jy, px)),
-// Q(R, px) = sum_jx sq(R, px + jx). Every sum adds non-negative terms, so D keeps full float
-// precision (no term is ever subtracted back out), and its value does not depend on which
-// band a pixel falls in. Rows are walked downwards for each offset row, with the last 2K + 1
-// rows of H kept in a ring, and a pixel's row of D is written once its window's last row is
-// done. out: one row of S*S + XW values per pixel of the band (the last XW are spill room).
-// NVT (vectors per row of lanes), KW (window), CC (channels): compile-time values for the
-// default sizes, 0 for any. plan: the band's, from BandPlan.
 #if defined(__AVX512F__)
 // E of one window pixel j = kb + SH (the default sizes, float: 32 lanes in two 16-lane
 // vectors, CC channels), from the partner row's aligned vectors kb, kb + 16 and kb + 32 of
@@ -573,6 +552,27 @@ inline void e_run_aligned(const float* const* z, const float* const* a, int64_t 
 }
 #endif
 
+// D of every pixel of a band, sharing work between pixels whose windows overlap.
+//
+// With the image's rows R and columns x (unpadded) and an offset row dy, the squared
+// differences of a window pixel (R, x) with the pixels dx = 0 .. S-1 along the row,
+//   E(R, x)[dx] = sum_c (A[c][R][x] - A[c][R + dy - P][x + dx - P])^2,
+// do not depend on which masked pixel's window (R, x) is in: each is made once per band and
+// offset row, in vector lanes dx. A pixel at (py, px) then needs, for each of its window rows
+// R = py + jy, the sum along its window columns,
+//   H(R, px)[dx] = sum_jx (0 <= jx + dx <= 2P ? E(R, px + jx)[dx] : sq(R, px + jx)),
+// where sq = sum_c A^2 is what a window pixel contributes when its partner lies outside the
+// search square (the zero border of the definition). H is shared by the pixels of one column
+// whose windows hold row R; its sq part does not depend on dy and is made once, and the E
+// terms are taken with 0/1 lane weights (exact) instead of selects. Last, down the rows:
+//   D[py, px][dy][dx] = sum_jy (0 <= jy + dy <= 2P ? H(py + jy, px)[dx] : Q(py + jy, px)),
+// Q(R, px) = sum_jx sq(R, px + jx). Every sum adds non-negative terms, so D keeps full float
+// precision (no term is ever subtracted back out), and its value does not depend on which
+// band a pixel falls in. Rows are walked downwards for each offset row, with the last 2K + 1
+// rows of H kept in a ring, and a pixel's row of D is written once its window's last row is
+// done. out: one row of S*S + XW values per pixel of the band (the last XW are spill room).
+// NVT (vectors per row of lanes), KW (window), CC (channels): compile-time values for the
+// default sizes, 0 for any. plan: the band's, from BandPlan.
 template <typename T, int NVT, int KW, int CC>
 void band_distances(const T* A, const BandPlan<T>& plan, const int64_t* pos, const Geo& g,
                     const Band& band, T* out, int64_t out_stride) {
@@ -1659,10 +1659,6 @@ void fold_scaled(const float* src, float scale, int64_t planes, int64_t H, int64
     for (int64_t i = 0; i < H * W; ++i) plane[i] *= scale;
   }
 }
-
-}  // namespace
-
-namespace {
 
 // n floats of the calling thread's, kept from one call to the next and grown when a call
 // needs more: the fused loss's padded images and their gradient. A training loop calls it
