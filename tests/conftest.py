@@ -39,14 +39,20 @@ def make_args(*flags):
     return option.parse_args([str(f) for f in flags])
 
 
+def tiny_benchmark(root, crops):
+    """Makes root/benchmark/Tiny/HR from crops of the bundled Set5 HR images and returns root.
+    crops: (Set5 file name, PIL crop box, name of the saved PNG) triples."""
+    folder = root / 'benchmark' / 'Tiny' / 'HR'
+    folder.mkdir(parents=True)
+    for image, box, name in crops:
+        path = REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR' / image
+        Image.open(path).convert('RGB').crop(box).save(folder / name)
+    return root
+
+
 @pytest.fixture(scope='session')
 def tiny_data(tmp_path_factory):
     """A --dir_data with one small benchmark image (benchmark/Tiny/HR/crop.png, 96x96 from the
     bundled butterfly), so that evaluation after each epoch is quick."""
-    root = tmp_path_factory.mktemp('data')
-    butterfly = REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR' / 'butterfly.png'
-    src = Image.open(butterfly).convert('RGB')
-    folder = root / 'benchmark' / 'Tiny' / 'HR'
-    folder.mkdir(parents=True)
-    src.crop((40, 40, 136, 136)).save(folder / 'crop.png')
-    return root
+    return tiny_benchmark(tmp_path_factory.mktemp('data'),
+                          [('butterfly.png', (40, 40, 136, 136), 'crop.png')])

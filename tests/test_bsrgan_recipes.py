@@ -12,12 +12,12 @@ import types
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 import loss
 import option
 import utility
 from cli import REPO, assert_user_error, run_main
+from conftest import tiny_benchmark
 from discriminator._unet_sn import UNetDiscriminatorSN
 from model import load_state_dict_explained
 from model.rrdbnet import RRDBNet
@@ -195,12 +195,9 @@ def test_templates_copy_the_json_files():
 @pytest.fixture(scope='module')
 def mixed(tmp_path_factory):
     """benchmark/Tiny with a mixed (mix, 2 versions) test set."""
-    root = tmp_path_factory.mktemp('mixed')
-    hr = root / 'benchmark' / 'Tiny' / 'HR'
-    hr.mkdir(parents=True)
-    set5 = REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR'
-    Image.open(set5 / 'butterfly.png').convert('RGB').crop((64, 64, 128, 128)).save(hr / 'a.png')
-    Image.open(set5 / 'bird.png').convert('RGB').crop((80, 80, 144, 144)).save(hr / 'b.png')
+    root = tiny_benchmark(tmp_path_factory.mktemp('mixed'),
+                          [('butterfly.png', (64, 64, 128, 128), 'a.png'),
+                           ('bird.png', (80, 80, 144, 144), 'b.png')])
     import degrade
     for k_seed in (0,):
         degrade.make_test_set(root, 'Tiny', 4, 'mix', k_seed, log=lambda *_: None, variants=2)

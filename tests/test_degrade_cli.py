@@ -12,6 +12,7 @@ from PIL import Image
 
 import utility
 from cli import REPO, assert_user_error, run_main
+from conftest import tiny_benchmark
 
 DEGRADE = REPO / 'src' / 'degrade.py'
 
@@ -25,13 +26,9 @@ def run_degrade(args, threads='1'):
 @pytest.fixture(scope='module')
 def tiny(tmp_path_factory):
     """benchmark/Tiny/HR with two crops of bundled images, one not a multiple of 4."""
-    root = tmp_path_factory.mktemp('deg')
-    hr = root / 'benchmark' / 'Tiny' / 'HR'
-    hr.mkdir(parents=True)
-    set5 = REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR'
-    Image.open(set5 / 'butterfly.png').convert('RGB').crop((40, 40, 136, 136)).save(hr / 'a.png')
-    Image.open(set5 / 'baby.png').convert('RGB').crop((200, 180, 266, 243)).save(hr / 'b.png')
-    return root
+    return tiny_benchmark(tmp_path_factory.mktemp('deg'),
+                          [('butterfly.png', (40, 40, 136, 136), 'a.png'),
+                           ('baby.png', (200, 180, 266, 243), 'b.png')])
 
 
 def _made(tiny, preset):

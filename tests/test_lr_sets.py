@@ -12,15 +12,14 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import compare
 import lr_set
 from cli import REPO, assert_user_error, run_main
+from conftest import tiny_benchmark
 
 DEGRADE = REPO / 'src' / 'degrade.py'
 COMPARE = REPO / 'src' / 'compare.py'
-SET5 = REPO / 'dataset' / 'benchmark' / 'Set5' / 'HR'
 
 
 def _script(script, *args, exp_root=None):
@@ -32,11 +31,8 @@ def _script(script, *args, exp_root=None):
 
 
 def _hr(root):
-    hr = root / 'benchmark' / 'Tiny' / 'HR'
-    hr.mkdir(parents=True)
-    Image.open(SET5 / 'butterfly.png').convert('RGB').crop((40, 40, 136, 136)).save(hr / 'a.png')
-    Image.open(SET5 / 'baby.png').convert('RGB').crop((200, 180, 264, 244)).save(hr / 'b.png')
-    return root
+    return tiny_benchmark(root, [('butterfly.png', (40, 40, 136, 136), 'a.png'),
+                                 ('baby.png', (200, 180, 264, 244), 'b.png')])
 
 
 @pytest.fixture(scope='module')
