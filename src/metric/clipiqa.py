@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import utility
-from metric import _perceptual, _pixel, _weights
+from metric import _perceptual, _weights
 
 LOWER_IS_BETTER = False
 NO_REFERENCE = True
@@ -231,14 +231,14 @@ def load_network(path):
     return net.eval().requires_grad_(False)
 
 
-class CLIPIQA(nn.Module):
+class CLIPIQA(_perceptual.FrozenMetric):
     """forward(sr, hr, scale, benchmark) -> float64 [B]: CLIP-IQA of each SR image."""
 
     label = 'CLIPIQA'
+    min_side = 32
 
     def __init__(self, rgb_range, weights_dir='', crop='edsr'):
-        super().__init__()
-        self.rgb_range, self.crop = rgb_range, crop
+        super().__init__(rgb_range, crop)
         self.backbone_file = _weights.backbone_path('clip_rn50', weights_dir, 'CLIP-IQA')
         net = load_network(self.backbone_file)
         self.visual = net.visual
@@ -249,9 +249,6 @@ class CLIPIQA(nn.Module):
         self.register_buffer('mean', torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
 
-    def train(self, mode=True):
-        return super().train(False)
-
     def score(self, x):
         """[B, 3, H, W] in [0, 1] -> [B] float32."""
         feats = self.visual((x - self.mean) / self.std)
@@ -261,17 +258,7 @@ class CLIPIQA(nn.Module):
 
     @torch.no_grad()
     def forward(self, sr, hr=None, scale=4, benchmark=True):
-        if sr.dim() == 3:
-            sr = sr.unsqueeze(0)
-        if sr.shape[1] != 3:
-            raise ValueError(f'CLIP-IQA needs RGB images, got {sr.shape[1]} channels')
-        shave = _pixel.border(scale, benchmark, self.crop)
-        if min(sr.shape[-2:]) - 2 * shave < 32:
-            raise ValueError(f'image {tuple(sr.shape[-2:])} is too small for CLIP-IQA (at least '
-                             f'32 pixels per side after cropping {shave})')
-        if shave:
-            sr = sr[..., shave:-shave, shave:-shave]
-        x = _perceptual.rgb01(sr, self.rgb_range).to(self.mean.device)
+        x = self.prepared(sr, scale, benchmark)
         with torch.autocast(x.device.type, enabled=False), _perceptual._no_tf32():
             return self.score(x).double().cpu()
 

@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import utility
-from metric import _perceptual, _pixel, _weights
+from metric import _perceptual, _weights
 
 LOWER_IS_BETTER = False
 NO_REFERENCE = True
@@ -209,36 +209,21 @@ class MUSIQNet(nn.Module):
         return self.head(y[:, 0]).view(1)
 
 
-class MUSIQ(nn.Module):
+class MUSIQ(_perceptual.FrozenMetric):
     """forward(sr, hr, scale, benchmark) -> float64 [B]: MUSIQ of each SR image (hr unused)."""
 
     label = 'MUSIQ'
 
     def __init__(self, rgb_range, weights_dir='', crop='edsr'):
-        super().__init__()
-        self.rgb_range, self.crop = rgb_range, crop
+        super().__init__(rgb_range, crop)
         self.backbone_file = _weights.backbone_path('musiq_koniq', weights_dir, 'MUSIQ')
         self.net = load_network(self.backbone_file, MUSIQNet, 'MUSIQ',
                                 'musiq_koniq_ckpt-e95806b9.pth')
-        self.register_buffer('_anchor', torch.zeros(0), persistent=False)
-
-    def train(self, mode=True):
-        return super().train(False)
 
     @torch.no_grad()
     def forward(self, sr, hr=None, scale=4, benchmark=True):
-        if sr.dim() == 3:
-            sr = sr.unsqueeze(0)
-        if sr.shape[1] != 3:
-            raise ValueError(f'MUSIQ needs RGB images, got {sr.shape[1]} channels')
-        shave = _pixel.border(scale, benchmark, self.crop)
-        if min(sr.shape[-2:]) <= 2 * shave:
-            raise ValueError(f'image {tuple(sr.shape[-2:])} is too small to shave {shave} pixels')
-        if shave:
-            sr = sr[..., shave:-shave, shave:-shave]
-        device = self._anchor.device
-        x = _perceptual.rgb01(sr, self.rgb_range).to(device)
-        with torch.autocast(device.type, enabled=False), _perceptual._no_tf32():
+        x = self.prepared(sr, scale, benchmark)
+        with torch.autocast(x.device.type, enabled=False), _perceptual._no_tf32():
             return torch.cat([self.net(img[None]) for img in x]).double().cpu()
 
 
