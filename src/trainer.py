@@ -15,6 +15,7 @@ from tqdm import tqdm
 import experiment
 import metric as metric_pkg
 import utility
+from model import sr_of
 from best import Best
 from ema import EMA
 from evaluate import (MetricHistory, describe_protocol, evaluate, first_test_image,
@@ -262,9 +263,7 @@ class Trainer:
         with it (LDL).  The averaged network stays in eval mode, as BasicSR's net_g_ema: no
         dropout or drop-path draws, so the run's random stream is the same as without it."""
         with self.model.weights_of(self.ema.shadow), self._autocast():
-            out = self.model(lr_img, idx_scale)
-        out = out['sr'] if isinstance(out, dict) else out
-        return out.float()
+            return sr_of(self.model(lr_img, idx_scale)).float()
 
     def train(self):
         """One epoch of ``--test_every`` steps, then the lr schedule and the loss plots."""

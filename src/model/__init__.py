@@ -317,11 +317,16 @@ def _add_wrapper_prefix(module, state_dict, prefix, local_metadata, strict, miss
         state_dict[inner + key[len(prefix):]] = state_dict.pop(key)
 
 
+def sr_of(out):
+    """The SR image of a network's output: the tensor itself, or the 'sr' entry of the dict
+    that a network with auxiliary outputs returns."""
+    return out['sr'] if isinstance(out, Mapping) else out
+
+
 def _main_output(run, lr):
     """The SR image of ``run(lr)``: a network with auxiliary outputs may return its dict in
     evaluation too (tiles and ensemble views then combine images only)."""
-    out = run(lr)
-    return out['sr'] if isinstance(out, Mapping) else out
+    return sr_of(run(lr))
 
 
 class Model(nn.Module):
